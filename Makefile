@@ -1,0 +1,33 @@
+# The whole set-up of a fresh clone: `make repro` and `make test`. Both create .venv when it is missing.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.palbench-installed
+
+.PHONY: install test repro speed clean-venv
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Reinstall only when the dependency list changes. pip's find-links warnings about local index folders
+# are noise on this machine; real errors still fail the target (pipefail).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+speed: $(STAMP)
+	$(BIN)/python benchmarks/speed/train_step.py
+	$(BIN)/python benchmarks/speed/priors.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Datasets: the canonical on-disk format, importers, the built-in synthetic benchmark, torch datasets."""
