@@ -1,0 +1,196 @@
+"""A folder of images plus a CSV → canonical dataset.
+
+The CSV has a path column (relative to ``images_root``, default the CSV's folder, or absolute), a label
+column, and optionally a subject column and a split column.
+
+Labels: without ``classes``, a class name or synonym (case-insensitive, see
+:data:`~palbench.data.importers.common.SYNONYMS`) or an index 0-6 in palbench's class order (surprise, fear,
+disgust, happiness, sadness, anger, neutral). Other datasets number their classes differently, so integer codes
+from elsewhere need ``classes``: the source's names in the order of its codes, each ``NAME`` or
+``NAME=CLASS`` (``-`` drops the rows), see :func:`~palbench.data.importers.common.parse_classes`.
+
+Splits: a split column holds train/val/test (also training, valid, validation, dev, testing). If it has
+train and test but no val, val is drawn from train with test's label distribution (paper §IV-B). Without a
+split column, train/val/test are drawn stratified by label, subject-disjoint, seeded.
+
+Images are checked to decode and copied unchanged; a relative path keeps its layout under ``images/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from palbench.data.canonical import CLASSES, dataset_writer, write_tables
+from palbench.data.importers.common import (
+    DROP,
+    Skipped,
+    check_source,
+    check_splits,
+    collect,
+    common_size,
+    copy_checked,
+    parse_classes,
+    read_meta,
+    resolve_labels,
+    run_images,
+)
+from palbench.data.splits import check_fraction, check_fractions, draw_validation, split_stratified
+from palbench.errors import ConfigError, DataError
+
+SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+
+
+def _column(df: pd.DataFrame, name: str | None, option: str, csv: Path) -> pd.Series | None:
+    if name is None:
+        return None
+    if name not in df.columns:
+        raise ConfigError(f"{csv}: no column {name!r} ({option}); columns are {', '.join(map(str, df.columns))}")
+    return df[name].astype(str).str.strip()
+
+
+def _blank_row(col: pd.Series, what: str, csv: Path) -> None:
+    blank = np.flatnonzero((col == "").to_numpy())
+    if blank.size:
+        raise DataError(f"{csv}: row {int(blank[0]) + 2}: empty {what}")
+
+
+def _stored_paths(paths: pd.Series, root: Path) -> tuple[list[Path], list[str]]:
+    """Source file and path under ``images/`` for each CSV path."""
+    sources, stored = [], []
+    root_abs = root.resolve()
+    for i, p in enumerate(paths):
+        rel = PurePosixPath(p.replace("\\", "/"))
+        full = Path(p) if rel.is_absolute() else root / p
+        if not rel.is_absolute() and ".." not in rel.parts:
+            stored.append(str(rel))
+        else:
+            try:
+                stored.append(full.resolve().relative_to(root_abs).as_posix())
+            except ValueError:  # outside the images root: a flat, unique name
+                stored.append(f"_external/{i:07d}_{full.name}")
+        sources.append(full)
+    return sources, stored
+
+
+def import_folder(
+    csv: str | os.PathLike,
+    out: str | os.PathLike,
+    images_root: str | os.PathLike | None = None,
+    path_col: str = "path",
+    label_col: str = "label",
+    subject_col: str | None = None,
+    split_col: str | None = None,
+    classes: str | list[str] | None = None,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    skip_bad: bool = False,
+    workers: int = 1,
+) -> dict:
+    """Import images listed in ``csv`` into the canonical dataset ``out``; return its meta.json content.
+
+    Args:
+        csv: the CSV file (header row required).
+        out: the output dataset folder; replaced only when the import succeeds.
+        images_root: folder that relative paths start from (default: the CSV's folder).
+        path_col, label_col, subject_col, split_col: column names (subject and split optional).
+        classes: the source's label names in the order of its integer codes (see the module docstring).
+        fractions: train/val/test shares when there is no split column.
+        val_fraction: val share of train when the split column has train and test but no val.
+        seed: seed of every random draw.
+        skip_bad: skip (and count in meta.json) images that are missing or do not decode.
+        workers: processes that check and copy images.
+    """
+    if split_col is None:
+        check_fractions(fractions)
+    else:
+        check_fraction(val_fraction)
+    mapping = parse_classes(classes) if classes is not None else None
+    csv = check_source(csv, out, "a CSV file listing the images")
+    if not csv.is_file():
+        raise DataError(f"{csv}: not a file; expected a CSV listing the images")
+    root = Path(images_root) if images_root is not None else csv.parent
+    check_source(root, out, "the folder the CSV's image paths start from (--images-root)")
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{csv}: unreadable CSV ({str(e).splitlines()[0]})") from None
+    if len(df) == 0:
+        raise DataError(f"{csv}: no rows; expected one row per image")
+    paths = _column(df, path_col, "--path-col", csv)
+    raw_labels = _column(df, label_col, "--label-col", csv)
+    subjects = _column(df, subject_col, "--subject-col", csv)
+    split_raw = _column(df, split_col, "--split-col", csv)
+    _blank_row(paths, f"path ({path_col})", csv)
+    if subjects is not None:
+        _blank_row(subjects, f"subject ({subject_col})", csv)
+    labels = resolve_labels(raw_labels, str(csv), mapping)
+    split_given = None
+    if split_raw is not None:
+        split_given = split_raw.str.lower().map(SPLIT_NAMES)
+        bad = np.flatnonzero(split_given.isna().to_numpy())
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{csv}: row {r + 2}: split {split_raw.iloc[r]!r} is not one of train, val, test")
+    sources, stored = _stored_paths(paths, root)
+    table = pd.DataFrame({"row": np.arange(len(df)) + 2, "src": sources, "path": stored, "label": labels})
+    table["subject"] = subjects.to_numpy() if subjects is not None else None
+    table["split"] = split_given.to_numpy() if split_given is not None else None
+    dup = table["path"].duplicated()
+    if dup.any():
+        r = table[dup].iloc[0]
+        raise DataError(f"{csv}: row {r['row']}: image {paths.iloc[r['row'] - 2]!r} is listed twice")
+    dropped_mask = table["label"] == DROP
+    dropped = {str(k): int(v) for k, v in raw_labels[dropped_mask.to_numpy()].str.lower().value_counts().items()}
+    table = table[~dropped_mask].reset_index(drop=True)
+    if len(table) == 0:
+        raise DataError(f"{csv}: every row was dropped by --classes; nothing to import")
+    skipped = Skipped()
+    with dataset_writer(out) as tmp:
+        tasks = [(str(s), str(tmp / "images" / p)) for s, p in zip(table["src"], table["path"])]
+        sizes = collect(run_images(copy_checked, tasks, workers, desc="images"), skip_bad, skipped)
+        table = table[np.array([s is not None for s in sizes], dtype=bool)].reset_index(drop=True)
+        if len(table) == 0:
+            raise DataError(f"{csv}: no readable images left after skipping bad ones")
+        subj = table["subject"].to_numpy() if subjects is not None else None
+        if split_given is None:
+            splits, how = split_stratified(table["label"].to_numpy(), fractions, seed, subj)
+        else:
+            splits = table["split"].to_numpy(dtype=object)
+            how = f"from the CSV column {split_col!r}"
+            is_train, is_test = splits == "train", splits == "test"
+            if not (splits == "val").any() and is_train.any() and is_test.any():
+                val, how = draw_validation(
+                    table.loc[is_train, "label"].to_numpy(),
+                    table.loc[is_test, "label"].to_numpy(),
+                    val_fraction,
+                    seed,
+                    None if subj is None else subj[is_train],
+                )
+                splits[np.flatnonzero(is_train)[val]] = "val"
+        check_splits(splits, str(csv))
+        samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
+        if subjects is not None:
+            samples["subject"] = table["subject"]
+        meta = {
+            "source": "folder",
+            "source_path": str(csv),
+            "image_size": common_size(sizes),
+            "label_map": (
+                {k: (CLASSES[v] if v != DROP else "-") for k, v in mapping.items()} if mapping else "built-in names"
+            ),
+            "dropped": dropped,
+            "validation": how,
+            "seed": seed,
+            "skipped": skipped.as_meta(),
+        }
+        write_tables(tmp, samples, meta)
+    return read_meta(out)
