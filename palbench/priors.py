@@ -100,15 +100,21 @@ def jitter_landmarks(
         noise_sigma: standard deviation in pixels of a 224×224 crop (the paper's 1...5), scaled to
             ``image_size`` per axis.
         generator: seeded ``torch.Generator`` (CPU) for reproducible noise.
-        image_size: ``(H, W)`` of the image the landmarks refer to.
+        image_size: ``(H, W)`` of the image the landmarks refer to, or ``[N, 2]`` per sample.
 
     Returns:
         float32 tensor of the same shape.
     """
     if not noise_sigma >= 0:
         raise ConfigError(f"landmark noise sigma must be >= 0, got {noise_sigma!r}")
-    H, W = _pair(image_size, "image_size")
     lm = torch.as_tensor(landmarks, dtype=torch.float32)
+    if isinstance(image_size, (torch.Tensor, np.ndarray)) and np.ndim(image_size) == 2:
+        hw = torch.as_tensor(image_size, dtype=torch.float32)  # [N, 2] (H, W) per sample
+        if hw.shape != (lm.shape[0], 2):
+            raise ConfigError(f"per-sample image_size must be [N, 2] = {(lm.shape[0], 2)}, got {tuple(hw.shape)}")
+        wh = hw.flip(-1).view(-1, *([1] * (lm.dim() - 2)), 2)
+    else:
+        H, W = _pair(image_size, "image_size")
+        wh = torch.tensor([W, H], dtype=torch.float32)
     noise = torch.randn(lm.shape, generator=generator, dtype=torch.float32)
-    scale = torch.tensor([W, H], dtype=torch.float32) * (noise_sigma / NOISE_REFERENCE_SIZE)
-    return lm + noise.to(lm.device) * scale.to(lm.device)
+    return lm + noise.to(lm.device) * (wh * (noise_sigma / NOISE_REFERENCE_SIZE)).to(lm.device)

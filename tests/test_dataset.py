@@ -1,14 +1,11 @@
 """Joint image + landmark augmentation: landmarks follow the drawn pixels exactly."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from palbench.data.canonical import dataset_writer, save_npy, write_tables
 from palbench.data.dataset import FaceDataset, augment_pair
 from palbench.errors import DataError
 
@@ -58,36 +55,22 @@ def test_off_canvas_points_are_kept():
     assert out[0].tolist() == pytest.approx([(10 - 1 + 5 + 0.5) * 2 - 0.5, (3 + 0.5) * 2 - 0.5])  # flip W-1-x, then resize
 
 
-def write_tiny_dataset(root, n=6):
-    with dataset_writer(root) as tmp:
-        rows = []
-        for i in range(n):
-            Image.fromarray(np.full((24, 32, 3), 20 * i, np.uint8)).save(tmp / "images" / f"{i}.png")
-            rows.append({"path": f"{i}.png", "label": i % 7, "split": ["train", "train", "train", "val", "test", "test"][i]})
-        write_tables(tmp, pd.DataFrame(rows), {"source": "test"})
-        lm = np.random.default_rng(0).uniform(0, 24, (n, 68, 2)).astype(np.float32)
-        lm[1] = np.nan
-        save_npy(tmp / "landmarks.npy", lm)
-    return lm
-
-
-def test_face_dataset_items_and_determinism(tmp_path):
-    lm = write_tiny_dataset(tmp_path / "d")
-    ds = FaceDataset(tmp_path / "d", "train", size=16, augment=True, seed=3)
+def test_face_dataset_items_and_determinism(tiny_dataset):
+    root, lm = tiny_dataset
+    ds = FaceDataset(root, "train", size=16, augment=True, seed=3)
     assert len(ds) == 3
     item = ds[1]
     assert item["image"].shape == (3, 16, 16) and item["label"].item() == 1
     assert not item["valid"] and torch.isnan(item["landmarks"]).all()
-    a, b = ds[0], FaceDataset(tmp_path / "d", "train", size=16, augment=True, seed=3)[0]
+    a, b = ds[0], FaceDataset(root, "train", size=16, augment=True, seed=3)[0]
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["landmarks"], b["landmarks"])
     ds.set_epoch(1)
     assert not torch.equal(ds[0]["landmarks"], a["landmarks"])
-    plain = FaceDataset(tmp_path / "d", "test", size=16)[0]
+    plain = FaceDataset(root, "test", size=16)[0]
     expect = (torch.from_numpy(lm[4]) + 0.5) * torch.tensor([16 / 32, 16 / 24]) - 0.5
     assert torch.allclose(plain["landmarks"], expect, atol=1e-5)
 
 
-def test_empty_split_and_bad_landmark_set(tmp_path):
-    write_tiny_dataset(tmp_path / "d")
+def test_bad_landmark_set(tiny_dataset):
     with pytest.raises(DataError, match="expected \\(6, 68, 2\\)"):
-        FaceDataset(tmp_path / "d", "train", landmarks=np.zeros((5, 68, 2), np.float32))
+        FaceDataset(tiny_dataset[0], "train", landmarks=np.zeros((5, 68, 2), np.float32))

@@ -91,3 +91,12 @@ def test_jitter_landmarks_scale_seed_and_nan():
     again = jitter_landmarks(lm, 2.0, torch.Generator().manual_seed(3), image_size=(112, 448))
     assert torch.equal(torch.nan_to_num(out), torch.nan_to_num(again))
     assert torch.equal(jitter_landmarks(lm[1:], 0.0), lm[1:])
+
+
+def test_jitter_per_sample_image_size():
+    lm = torch.zeros(2, 68, 2)
+    sizes = np.array([[224, 224], [448, 112]])
+    out = jitter_landmarks(lm, 1.0, torch.Generator().manual_seed(0), image_size=sizes)
+    ref = jitter_landmarks(lm, 1.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[0], ref[0])
+    torch.testing.assert_close(out[1], ref[1] * torch.tensor([0.5, 2.0]))

@@ -1,0 +1,236 @@
+"""Weight import: palbench / torchvision state dicts, the VGG-Face and VGGFace2 MatConvNet→PyTorch ports.
+
+Formats, detected from the keys of the loaded state dict (``torch.load(..., weights_only=True)``):
+
+(a) ``palbench``    a state dict of this very model (same keys and shapes, head included); loaded strictly.
+                    Its ``_extra_state`` restores ``input_normalization`` and the ResNet layout.
+(b) ``torchvision`` torchvision's key names with a different head (e.g. ImageNet's 1000 classes): everything
+                    but the final classifier layer (``classifier.6`` / ``fc``), which keeps its random init.
+(c) ``vgg_face``    ``vgg_face_dag.pth``: ``conv{b}_{i}`` → ``features.N`` (N of the k-th conv), ``fc6`` →
+                    ``classifier.0``, ``fc7`` → ``classifier.3``; ``fc8`` (2622 identities) dropped. vgg16 only.
+(d) ``vggface2``    ``resnet50_ft_dag.pth`` / ``resnet50_scratch_dag.pth``: ``conv1_7x7_s2[_bn]`` → ``conv1``/
+                    ``bn1``; ``conv{s+1}_{b+1}_1x1_reduce`` / ``_3x3`` / ``_1x1_increase`` / ``_1x1_proj``
+                    (each with ``_bn``) → ``layer{s}.{b}.conv1/bn1``, ``conv2/bn2``, ``conv3/bn3``,
+                    ``downsample.0/1``; ``classifier`` (8631 identities) dropped. The model is switched to the
+                    Caffe layout (stride on the 1×1 reduce conv, ceil-mode unpadded max-pool), see
+                    :func:`palbench.models.backbones.set_resnet_layout`.
+
+``"imagenet"`` reads torchvision's IMAGENET1K_V1 file from ``torch.hub.get_dir()/checkpoints/`` and never
+downloads. Any missing, unexpected or mis-shaped key raises :class:`~palbench.errors.WeightsError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import VGG, ResNet
+
+from palbench.errors import ConfigError, WeightsError
+from palbench.models.backbones import (
+    IMAGENET_NORMALIZATION,
+    VGGFACE2_NORMALIZATION,
+    VGGFACE_NORMALIZATION,
+    set_resnet_layout,
+)
+
+__all__ = ["IMAGENET_URLS", "imagenet_weights_path", "load_weights", "detect_format"]
+
+#: torchvision's IMAGENET1K_V1 URLs (the classic weights; the basename is the torch hub cache file name).
+IMAGENET_URLS: dict[str, str] = {
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "vgg16_bn": "https://download.pytorch.org/models/vgg16_bn-6c64b313.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+}
+
+_EXTRA = "_extra_state"
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var")
+
+
+def imagenet_weights_path(arch: str) -> Path:
+    """Where ``weights="imagenet"`` looks: ``torch.hub.get_dir()/checkpoints/<basename of the URL>``."""
+    if arch not in IMAGENET_URLS:
+        raise ConfigError(f"arch {arch!r}: no ImageNet weights known; expected one of {', '.join(IMAGENET_URLS)}")
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(IMAGENET_URLS[arch])
+
+
+def _read_state_dict(path: Path) -> dict[str, object]:
+    """Load ``path`` with ``weights_only=True``; unwrap ``{"state_dict": ...}``/``{"model": ...}`` and a
+    uniform ``module.`` (DDP) prefix."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad weights file
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a loadable weights file ({msg})") from None
+    if isinstance(obj, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if wrapper in obj and isinstance(obj[wrapper], Mapping) and not isinstance(obj[wrapper], torch.Tensor):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+    sd = {str(k): v for k, v in obj.items()}
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _head_prefix(model: nn.Module) -> str:
+    """State-dict prefix of the final classifier layer: ``classifier.6.`` (VGG) or ``fc.`` (ResNet)."""
+    if isinstance(model, ResNet):
+        return "fc."
+    if isinstance(model, VGG):
+        last = [name for name, m in model.classifier.named_children() if isinstance(m, nn.Linear)][-1]
+        return f"classifier.{last}."
+    raise ConfigError(f"{type(model).__name__}: weight import expects a torchvision VGG or ResNet")
+
+
+def detect_format(sd: Mapping[str, object], model: nn.Module) -> str:
+    """``"vgg_face"``, ``"vggface2"``, ``"torchvision"`` or ``"palbench"`` from the keys of ``sd``.
+
+    ``"torchvision"`` only when the head differs from the model's and has 1000 outputs (ImageNet) and the
+    dict carries no palbench ``_extra_state``; any other dict is read as ``"palbench"`` and loaded strictly,
+    so a checkpoint with the wrong number of classes fails loudly instead of losing its head.
+    """
+    if "conv1_1.weight" in sd:
+        return "vgg_face"
+    if "conv1_7x7_s2.weight" in sd:
+        return "vggface2"
+    head = _head_prefix(model)
+    own = model.state_dict()
+    same_head = all(
+        k in sd and isinstance(sd[k], torch.Tensor) and tuple(sd[k].shape) == tuple(v.shape)  # type: ignore[union-attr]
+        for k, v in own.items()
+        if k.startswith(head)
+    )
+    src_head = sd.get(head + "weight")
+    if not same_head and _EXTRA not in sd and isinstance(src_head, torch.Tensor) and src_head.shape[0] == 1000:
+        return "torchvision"
+    return "palbench"
+
+
+def _vgg_face_map(model: nn.Module) -> dict[str, str]:
+    """torchvision key → vgg_face_dag key, for a VGG without batch norm."""
+    if not isinstance(model, VGG):
+        raise WeightsError(f"vgg_face_dag weights fit a VGG16, not {type(model).__name__}; use --arch vgg16")
+    if any(isinstance(m, nn.BatchNorm2d) for m in model.features):
+        raise WeightsError("vgg_face_dag weights have no batch-norm layers; use arch vgg16, not vgg16_bn")
+    mapping: dict[str, str] = {}
+    block, conv = 1, 0
+    for idx, m in model.features.named_children():
+        if isinstance(m, nn.MaxPool2d):
+            block, conv = block + 1, 0
+        elif isinstance(m, nn.Conv2d):
+            conv += 1
+            for p in ("weight", "bias"):
+                mapping[f"features.{idx}.{p}"] = f"conv{block}_{conv}.{p}"
+    linears = [name for name, m in model.classifier.named_children() if isinstance(m, nn.Linear)]
+    for tv, caffe in zip(linears[:2], ("fc6", "fc7"), strict=True):
+        for p in ("weight", "bias"):
+            mapping[f"classifier.{tv}.{p}"] = f"{caffe}.{p}"
+    return mapping
+
+
+def _vggface2_map(model: nn.Module) -> dict[str, str]:
+    """torchvision key → resnet50_{ft,scratch}_dag key, for a Bottleneck ResNet."""
+    if not isinstance(model, ResNet):
+        raise WeightsError(f"resnet50_*_dag weights fit a ResNet50, not {type(model).__name__}; use --arch resnet50")
+    mapping: dict[str, str] = {"conv1.weight": "conv1_7x7_s2.weight"}
+    mapping.update({f"bn1.{p}": f"conv1_7x7_s2_bn.{p}" for p in _BN_KEYS})
+    parts = {"conv1": "1x1_reduce", "conv2": "3x3", "conv3": "1x1_increase"}
+    for s, stage in enumerate((model.layer1, model.layer2, model.layer3, model.layer4), start=1):
+        for b, block in enumerate(stage):
+            src, dst = f"conv{s + 1}_{b + 1}_", f"layer{s}.{b}."
+            for i in (1, 2, 3):
+                caffe = src + parts[f"conv{i}"]
+                mapping[f"{dst}conv{i}.weight"] = f"{caffe}.weight"
+                mapping.update({f"{dst}bn{i}.{p}": f"{caffe}_bn.{p}" for p in _BN_KEYS})
+            if block.downsample is not None:
+                mapping[f"{dst}downsample.0.weight"] = f"{src}1x1_proj.weight"
+                mapping.update({f"{dst}downsample.1.{p}": f"{src}1x1_proj_bn.{p}" for p in _BN_KEYS})
+    return mapping
+
+
+def _shape(t: object) -> tuple[int, ...] | str:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _assign(
+    model: nn.Module, sd: Mapping[str, object], mapping: dict[str, str], dropped: tuple[str, ...], path: Path
+) -> None:
+    """Copy ``sd[mapping[k]]`` into model key ``k`` for every mapped key, shapes checked; every model key
+    except ``num_batches_tracked``, ``_extra_state`` and the unmapped head must be covered, and every source
+    key must be used or start with one of ``dropped``."""
+    own = model.state_dict()
+    new = dict(own)
+    for dst, src in mapping.items():
+        if src not in sd:
+            raise WeightsError(f"{path}: missing key {src!r} (for {dst}, expected shape {tuple(own[dst].shape)})")
+        value = sd[src]
+        target = own[dst]
+        if isinstance(value, torch.Tensor) and value.dim() == 4 and target.dim() == 2 and value.numel() == target.numel():
+            value = value.reshape(target.shape)  # fc6 stored as a 7×7 convolution
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(target.shape):
+            raise WeightsError(
+                f"{path}: key {src!r} has shape {_shape(value)}, model {dst!r} expects {tuple(target.shape)}"
+            )
+        new[dst] = value.to(dtype=target.dtype)
+    used = set(mapping.values())
+    for k in sd:
+        if k not in used and not k.endswith("num_batches_tracked") and not k.startswith(dropped) and k != _EXTRA:
+            raise WeightsError(f"{path}: unexpected key {k!r} (no matching layer in the model)")
+    model.load_state_dict(new, strict=True)
+
+
+def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_head: bool) -> None:
+    """Formats (a) and (b): identical key names; (b) leaves the final classifier layer out."""
+    head = _head_prefix(model)
+    mapping = {
+        k: k
+        for k in model.state_dict()
+        if k != _EXTRA and (not k.endswith("num_batches_tracked") or k in sd) and (with_head or not k.startswith(head))
+    }
+    _assign(model, sd, mapping, dropped=() if with_head else (head,), path=path)
+    if _EXTRA in sd and type(model).set_extra_state is not nn.Module.set_extra_state:
+        model.set_extra_state(sd[_EXTRA])
+
+
+def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
+    """Load ``weights`` (a path or ``"imagenet"``) into ``model`` in place; return the detected format.
+
+    Side effects: sets ``model.input_normalization`` to the statistics the weights were trained with and,
+    for the VGGFace2 ResNet, switches the model to the Caffe layout.
+    """
+    if str(weights) == "imagenet":
+        arch = getattr(model, "arch", None)
+        if arch not in IMAGENET_URLS:
+            raise ConfigError(f"weights 'imagenet': model arch {arch!r} is not one of {', '.join(IMAGENET_URLS)}")
+        path = imagenet_weights_path(arch)
+        if not path.is_file():
+            raise WeightsError(
+                f"ImageNet weights for {arch} not found: place {path.name} ({IMAGENET_URLS[arch]}) at {path} "
+                "(palbench never downloads)"
+            )
+    else:
+        path = Path(weights)
+    sd = _read_state_dict(path)
+    fmt = detect_format(sd, model)
+    if fmt == "vgg_face":
+        _assign(model, sd, _vgg_face_map(model), dropped=("fc8.",), path=path)
+        model.input_normalization = dict(VGGFACE_NORMALIZATION)
+    elif fmt == "vggface2":
+        mapping = _vggface2_map(model)
+        _assign(model, sd, mapping, dropped=("classifier.",), path=path)
+        set_resnet_layout(model, "caffe")  # type: ignore[arg-type]
+        model.input_normalization = dict(VGGFACE2_NORMALIZATION)
+    elif fmt == "palbench":
+        _load_own_keys(model, sd, path, with_head=True)
+    else:
+        _load_own_keys(model, sd, path, with_head=False)
+        model.input_normalization = dict(IMAGENET_NORMALIZATION)
+    return fmt

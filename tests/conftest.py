@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny canonical datasets written by the tests."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from palbench.data.canonical import dataset_writer, save_npy, write_tables
+
+TINY_SPLITS = ["train", "train", "train", "val", "test", "test"]
+
+
+def write_tiny_dataset(root, n=6, size=(24, 32), with_landmarks=True):
+    """n flat-colour PNGs (H, W = size), labels i % 7, splits TINY_SPLITS; row 1 has no face."""
+    with dataset_writer(root) as tmp:
+        rows = []
+        for i in range(n):
+            Image.fromarray(np.full((*size, 3), 20 * i, np.uint8)).save(tmp / "images" / f"{i}.png")
+            rows.append({"path": f"{i}.png", "label": i % 7, "split": TINY_SPLITS[i % len(TINY_SPLITS)]})
+        write_tables(tmp, pd.DataFrame(rows), {"source": "test", "image_size": list(size)})
+        lm = np.random.default_rng(0).uniform(0, min(size), (n, 68, 2)).astype(np.float32)
+        lm[1] = np.nan
+        if with_landmarks:
+            save_npy(tmp / "landmarks.npy", lm)
+    return lm
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    root = tmp_path / "tiny"
+    landmarks = write_tiny_dataset(root)
+    return root, landmarks
