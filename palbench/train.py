@@ -139,7 +139,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
 
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": {"val_accuracy": -1.0, "epoch": -1}}
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": {"val_accuracy": -1.0, "epoch": -1},
+             "sums": {"ce": 0.0, "pal": 0.0, "n": 0}}  # sums: running loss sums of the current epoch
     if resuming:
         ckpt = load_checkpoint(out / "state.pt", map_location=device)
         model.load_state_dict(ckpt["model"])
@@ -174,9 +175,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
         order = epoch_order(labels, epoch, cfg.seed, cfg.balanced)
         batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         mine = [b[rank * local : (rank + 1) * local].tolist() for b in batches[state["step_in_epoch"] :]]
-        loader = DataLoader(train_set, batch_sampler=mine, num_workers=cfg.workers, persistent_workers=False)
+        # own generator: creating the loader must not draw from the global RNG (dropout's, restored on resume)
+        loader = DataLoader(train_set, batch_sampler=mine, num_workers=cfg.workers, generator=torch.Generator())
         net.train()
-        sums = {"ce": 0.0, "pal": 0.0, "n": 0}
+        sums = state["sums"]
         t_epoch = time.perf_counter()
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
@@ -213,7 +215,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
             for k in ("train_ce", "train_pal", "val_accuracy", "lr"):
                 live.log_metric(k, row[k])
             live.next_step()
-        state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+        state["epoch"], state["step_in_epoch"], state["sums"] = epoch + 1, 0, {"ce": 0.0, "pal": 0.0, "n": 0}
         checkpoint()
         if world > 1:
             dist.barrier()
