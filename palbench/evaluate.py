@@ -1,14 +1,49 @@
-"""Evaluation of a trained model on a split.
+"""Evaluation of a trained model on a split: classification metrics and where the model looks.
 
-:func:`predict` gives the logits of a split in order; the metrics of ``palbench evaluate`` build on it.
+:func:`predict` gives the logits of a split in order (the trainer's validation uses it);
+:func:`evaluate_run` (``palbench evaluate RUN OUT``) writes into ``OUT``:
+
+``predictions.csv``
+    ``index,path,label,prediction,prob_0..prob_{K-1}``: the samples.csv row, its path and label, the
+    predicted class and the softmax probabilities (class order of :data:`palbench.data.canonical.CLASSES`).
+``metrics.json``
+    ``accuracy``, ``balanced_accuracy`` (mean recall over the classes present), ``macro_f1``, per-class
+    ``precision/recall/f1/support`` keyed by class name, ``confusion_matrix`` (rows = true class), ``n``
+    (scikit-learn computes all of these); the run's PAL settings (``pal``); and the attention metrics of
+    :mod:`palbench.alignment`:
+
+    * ``alignment_constrained`` / ``alignment_free`` / ``alignment_all``: mean Pearson correlation, over
+      the images with landmarks (``alignment_n``), between the run's layer attribution (first C1
+      channels / the others / all, channel-averaged) and the landmark prior. 1 = the map has the prior's
+      shape; 0 = unrelated. ``alignment_free`` is ``null`` when every channel is constrained (c1 = 1).
+    * ``decoy_share``: only where the dataset has ``decoy_boxes.npy`` (the built-in benchmark): mean over
+      the ``decoy_n`` images with a decoy of the input Grad×Input mass inside the decoy square over the
+      whole image's. 0 = ignores the square, 1 = looks only at it; ``decoy_area_share`` (the square's
+      area over the image's) is what a uniform map would give. ``null`` for other datasets.
+
+The landmarks are the dataset's ``landmarks.npy`` unless another set is given (a run trained on a jittered
+set of the noise study is still measured against the clean landmarks by default). Nothing is written
+unless the whole evaluation succeeds.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from palbench.alignment import attention_batch, box_coverage, nanmean
+from palbench.data.canonical import CLASSES, CanonicalDataset, read_dataset, validate_landmarks
 from palbench.data.dataset import FaceDataset
+from palbench.errors import ConfigError, DataError, PalbenchError
+from palbench.io import atomic_path, write_text
+
+DECOY_BOXES = "decoy_boxes.npy"
 
 
 @torch.no_grad()
@@ -24,3 +59,188 @@ def predict(
         labels.append(batch["label"])
     model.train(was_training)
     return torch.cat(logits), torch.cat(labels)
+
+
+def load_run(run: str | Path):
+    """``(model on the CPU in eval mode, TrainConfig)`` of a run folder (or a ``best.pt``), with one-line
+    errors for a missing folder, a missing or corrupt checkpoint, and weights that do not fit the config."""
+    from palbench.checkpoint import load_trained_model
+
+    run = Path(run)
+    if not run.exists():
+        raise DataError(f"{run}: run folder not found (train it with `palbench train {run} ...`)")
+    try:
+        return load_trained_model(run)
+    except PalbenchError:
+        raise
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as e:  # weights that do not fit the arch
+        where = run / "best.pt" if run.is_dir() else run
+        raise DataError(f"{where}: checkpoint does not fit its config ({str(e).splitlines()[0][:200]})") from None
+
+
+class _EvalSet(FaceDataset):
+    """FaceDataset without augmentation that adds each sample's decoy-box coverage of the input pixels."""
+
+    def __init__(self, *args, boxes: np.ndarray | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.boxes = boxes
+        self._stored_size = (0, 0)
+
+    def read_image(self, i: int) -> torch.Tensor:
+        image = super().read_image(i)
+        self._stored_size = tuple(image.shape[-2:])
+        return image
+
+    def __getitem__(self, k: int) -> dict:
+        item = super().__getitem__(k)
+        if self.boxes is not None:  # stored size of THIS image: images may differ in size
+            cov = box_coverage(self.boxes[item["index"]], self._stored_size, self.size)[0]
+            item["coverage"] = torch.from_numpy(cov)
+        return item
+
+
+def _landmark_set(data: CanonicalDataset, path: str | Path | None) -> np.ndarray | None:
+    if path is None:
+        return data.landmarks
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: landmark set not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unreadable .npy ({str(e).splitlines()[0]})") from None
+    return validate_landmarks(array, len(data), str(path))
+
+
+def _decoy_boxes(data: CanonicalDataset) -> np.ndarray | None:
+    """``decoy_boxes.npy`` of the built-in benchmark (float32 ``[N, 4]``), ``None`` for other datasets."""
+    path = data.root / DECOY_BOXES
+    if not path.is_file():
+        return None
+    try:
+        boxes = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unreadable .npy ({str(e).splitlines()[0]})") from None
+    if boxes.shape != (len(data), 4):
+        raise DataError(f"{path}: shape {boxes.shape}; expected ({len(data)}, 4): x0, y0, x1, y1 per samples.csv row")
+    return boxes.astype(np.float32)
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1/support, confusion matrix (sklearn)."""
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    ks = list(range(len(classes)))
+    with warnings.catch_warnings():  # classes absent from y_true: recall 0/0 -> reported as 0
+        warnings.simplefilter("ignore")
+        p, r, f, s = precision_recall_fscore_support(labels, predictions, labels=ks, zero_division=0)
+        balanced = balanced_accuracy_score(labels, predictions)
+        macro_f1 = f1_score(labels, predictions, labels=ks, average="macro", zero_division=0)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(macro_f1),
+        "per_class": {
+            c: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+            for k, c in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=ks).tolist(),
+    }
+
+
+def evaluate_run(
+    run: str | Path,
+    out: str | Path,
+    split: str = "test",
+    data: str | Path | None = None,
+    landmarks: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a run's best model on ``split``; write ``metrics.json`` and ``predictions.csv`` into ``out``.
+
+    Args:
+        run: run folder (``best.pt`` inside) or a ``best.pt`` path.
+        out: output folder (created; files replaced atomically, only after everything succeeded).
+        split: ``train`` | ``val`` | ``test``.
+        data: canonical dataset folder; default: the one the run was trained on.
+        landmarks: a landmark set ``[N, 68, 2]`` (.npy) for the alignment; default: ``landmarks.npy``.
+        batch_size, workers, device: inference settings (device default: CUDA when available).
+
+    Returns:
+        ``metrics.json``'s content.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, cfg = load_run(run)
+    model = model.to(device)
+    root = Path(data if data is not None else cfg.data)
+    if data is None and not root.is_dir():
+        raise DataError(f"{root}: the run's dataset folder not found; pass --data DIR")
+    dataset = read_dataset(root)
+    lm = _landmark_set(dataset, landmarks)
+    boxes = _decoy_boxes(dataset)
+    eval_set = _EvalSet(dataset, split, cfg.size, lm, False, model.input_normalization, boxes=boxes)
+    loader = DataLoader(eval_set, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+    logits, labels, index, valid, scores = [], [], [], [], {}
+    for batch in tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=None if progress else True):
+        images = batch["image"].to(device)
+        cov = batch["coverage"].to(device) if boxes is not None else None
+        out_logits, s = attention_batch(
+            model, images, batch["landmarks"].to(device), cfg.layer, cfg.method, cfg.c1, cfg.prior_sigma, cov
+        )
+        logits.append(out_logits.float().cpu())
+        labels.append(batch["label"])
+        index.append(batch["index"])
+        valid.append(batch["valid"])
+        for k, v in s.items():
+            scores.setdefault(k, []).append(v.numpy())
+    logits_t, labels_np, index_np = torch.cat(logits), torch.cat(labels).numpy(), torch.cat(index).numpy()
+    scores = {k: np.concatenate(v) for k, v in scores.items()}
+    probs = torch.softmax(logits_t.double(), dim=1).numpy()
+    pred = probs.argmax(axis=1)
+
+    n_classes = probs.shape[1]
+    names = list(dataset.meta.get("classes") or CLASSES)
+    names = names if len(names) == n_classes else [str(k) for k in range(n_classes)]
+    metrics = classification_metrics(labels_np, pred, names)
+    with_face = torch.cat(valid).numpy()
+    metrics.update({
+        "split": split,
+        "classes": names,
+        "run": str(run),
+        "data": str(root),
+        "landmarks": str(landmarks if landmarks is not None else root / "landmarks.npy") if lm is not None else None,
+        "pal": {k: getattr(cfg, k) for k in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
+        "alignment_constrained": nanmean(scores["constrained"][with_face]),
+        "alignment_free": nanmean(scores["free"][with_face]),
+        "alignment_all": nanmean(scores["all"][with_face]),
+        "alignment_n": int(np.isfinite(scores["constrained"][with_face]).sum()),
+        "decoy_share": nanmean(scores["share"]) if boxes is not None else None,
+        "decoy_area_share": nanmean(scores["area"][np.isfinite(scores["share"])]) if boxes is not None else None,
+        "decoy_n": int(np.isfinite(scores["share"]).sum()) if boxes is not None else 0,
+    })  # fmt: skip
+
+    table = pd.DataFrame({
+        "index": index_np, "path": dataset.samples["path"].to_numpy()[index_np], "label": labels_np,
+        "prediction": pred,
+        **{f"prob_{k}": probs[:, k] for k in range(n_classes)},
+    })  # fmt: skip
+    out = Path(out)
+    with atomic_path(out / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.9g")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
+    return metrics

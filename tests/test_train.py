@@ -34,7 +34,7 @@ def data(tmp_path_factory):
 
 def run_cli(*args, env=None):
     return subprocess.Popen([str(BIN / "palbench"), "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, text=True)
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, text=True)
 
 
 def assert_same_run(a: Path, b: Path):
