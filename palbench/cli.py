@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from palbench.errors import PalbenchError
+from palbench.errors import ConfigError, PalbenchError
 
 
 def _add_layers(sub: argparse._SubParsersAction) -> None:
@@ -177,8 +177,116 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    import dataclasses
+
+    from palbench.config import TrainConfig
+
+    p = sub.add_parser("train", help="one training run (config + seed) into a run folder; torchrun-ready")
+    p.add_argument("out", help="run folder")
+    p.add_argument("--config", help="YAML/JSON file of TrainConfig keys (flags below override it)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="start over in a folder that already holds a run")
+    hints = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
+    for name, f in hints.items():
+        flag = "--" + name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool":
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            conv = int if kind.startswith("int") else float if kind.startswith("float") else str
+            p.add_argument(flag, dest=name, type=conv, default=None, metavar=name.split("_")[-1].upper())
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.config import load_config_file
+        from palbench.train import train
+
+        values = load_config_file(args.config) if args.config else {}
+        values.update({k: getattr(args, k) for k in hints if getattr(args, k) is not None})
+        if "data" not in values:
+            raise ConfigError("train: no dataset given; pass --data DIR or a --config file with a 'data' key")
+        cfg = TrainConfig.from_dict(values, where=args.config or "command line")
+        m = train(cfg, args.out, resume=args.resume, force=args.force)
+        print(f"palbench train: best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
+              f"({m['steps']} steps, {m['seconds']:.1f} s) -> {args.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics, predictions and attention (alignment, decoy share) on a split")
+    p.add_argument("run", help="run folder (best.pt inside)")
+    p.add_argument("out", help="output folder: metrics.json, predictions.csv")
+    p.add_argument("--split", default="test", help="train | val | test (default: test)")
+    p.add_argument("--data", help="dataset folder (default: the run's)")
+    p.add_argument("--landmarks", help="landmark set .npy [N,68,2] for the alignment (default: landmarks.npy)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    p.add_argument("--workers", type=int, default=0, help="data-loader processes (default: 0)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.evaluate import evaluate_run
+
+        m = evaluate_run(args.run, args.out, args.split, args.data, args.landmarks, args.batch_size, args.workers,
+                         args.device)
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.4f}"
+
+        print(f"palbench evaluate: {args.split} n={m['n']} accuracy {m['accuracy']:.4f} "
+              f"balanced {m['balanced_accuracy']:.4f} alignment {fmt(m['alignment_constrained'])} "
+              f"(free {fmt(m['alignment_free'])}) decoy share {fmt(m['decoy_share'])} (area {fmt(m['decoy_area_share'])}) -> {args.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="expression of image files with a trained run (no landmarks needed)")
+    p.add_argument("run", help="run folder (best.pt inside)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per image")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from palbench.evaluate import load_run
+        from palbench.inference import predict_images
+
+        model, cfg = load_run(args.run)
+        rows = predict_images(model, cfg, args.images, args.batch_size)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for r in rows if not args.json else []:
+            probs = " ".join(f"{c}={v:.4f}" for c, v in r["probabilities"].items())
+            print(f"{r['path']}\t{r['class']}\t{probs}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a run's best model: TorchScript model.pt, ONNX model.onnx, model.json")
+    p.add_argument("run", help="run folder (best.pt inside)")
+    p.add_argument("out_dir", help="output folder")
+    p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"],
+                   help="formats to write (default: torchscript onnx)")
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.inference import export_model
+
+        info = export_model(args.run, args.out_dir, args.format)
+        print(f"palbench export: {', '.join(info['files'].values())} + model.json -> {args.out_dir}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth,
+    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_train,
+    _add_evaluate, _add_predict, _add_export,
 ]  # fmt: skip
 
 
@@ -190,8 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dashed(argv: Sequence[str]) -> list[str]:
+    """``--noise_sigmas`` → ``--noise-sigmas``: DVC's ``${group}`` interpolation writes params keys with
+    underscores; every option is spelt with dashes."""
+    out = []
+    for a in argv:
+        if a.startswith("--") and len(a) > 2:
+            name, eq, value = a.partition("=")
+            a = name.replace("_", "-") + eq + value
+        out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dashed(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except PalbenchError as e:
