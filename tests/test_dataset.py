@@ -74,3 +74,42 @@ def test_face_dataset_items_and_determinism(tiny_dataset):
 def test_bad_landmark_set(tiny_dataset):
     with pytest.raises(DataError, match="expected \\(6, 68, 2\\)"):
         FaceDataset(tiny_dataset[0], "train", landmarks=np.zeros((5, 68, 2), np.float32))
+
+
+def _edges(img):
+    """Gradient magnitude of the grey image [H, W] — where the synth face's features are drawn."""
+    g = img.float().mean(0)
+    gx = torch.zeros_like(g)
+    gy = torch.zeros_like(g)
+    gx[:, 1:-1] = g[:, 2:] - g[:, :-2]
+    gy[1:-1] = g[2:] - g[:-2]
+    return (gx**2 + gy**2).sqrt()
+
+
+def _pearson(a, b):
+    a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("label,angle,flip", [(3, 9.0, True), (0, -8.0, False), (5, 7.0, True)])
+def test_prior_from_moved_landmarks_peaks_on_drawn_features(label, angle, flip):
+    """After rotation + flip + resize of a synth face, the prior drawn from the moved landmarks lies on the
+    drawn features; the same prior from landmarks moved the wrong way does not."""
+    from palbench.data.synth import example_params, render_face
+    from palbench.priors import render_priors
+
+    image, lm = render_face(example_params(label, seed=1, subject=2).clean(), 96)
+    img = torch.from_numpy(image).permute(2, 0, 1)
+    out_img, out_lm = augment_pair(img, torch.from_numpy(lm), angle, flip, 128)
+    _, wrong_lm = augment_pair(img, torch.from_numpy(lm), -angle, flip, 128)  # rotated the wrong way
+    edges = _edges(out_img)
+    right = render_priors(out_lm[None], 128, 128, sigma=1.5)[0]
+    wrong = render_priors(wrong_lm[None], 128, 128, sigma=1.5)[0]
+    # compare inside the face (the rotation's black corners add edges far from any landmark)
+    (x0, y0), (x1, y1) = (out_lm.min(0).values - 6).int().tolist(), (out_lm.max(0).values + 6).int().tolist()
+    face = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+    r_right, r_wrong = _pearson(right[face], edges[face]), _pearson(wrong[face], edges[face])
+    assert r_right > 0.5 and r_right > r_wrong + 0.15, (r_right, r_wrong)
+    # and the prior's hottest pixels sit on strong edges
+    top = right.flatten().topk(50).indices
+    assert edges.flatten()[top].mean() > 3 * edges.mean()
