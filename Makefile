@@ -25,9 +25,12 @@ test: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# Speed benchmarks (minutes; not part of the tests). Each writes benchmarks/speed/results/<name>.md.
 speed: $(STAMP)
-	$(BIN)/python benchmarks/speed/train_step.py
+	$(BIN)/python benchmarks/speed/train_step.py --arch vgg16
+	$(BIN)/python benchmarks/speed/train_step.py --arch resnet50
 	$(BIN)/python benchmarks/speed/priors.py
+	$(BIN)/python benchmarks/speed/synth.py
 
 clean-venv:
 	rm -rf $(VENV)

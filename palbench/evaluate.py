@@ -54,7 +54,9 @@ def predict(
     was_training = model.training
     model.eval()
     logits, labels = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers):
+    # own generator: building the loader must not draw from the global RNG (dropout, resume identity)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, generator=torch.Generator())
+    for batch in loader:
         logits.append(model(batch["image"].to(device)).float().cpu())
         labels.append(batch["label"])
     model.train(was_training)

@@ -49,8 +49,8 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def publish(name: str, title: str, body: str) -> None:
-    """Print ``body`` and write it with the machine line to ``results/<name>.md``."""
+def publish(name: str, title: str, body: str, folder: Path = RESULTS) -> None:
+    """Print ``body`` and write it with the machine line to ``<folder>/<name>.md``."""
     text = f"# {title}\n\nMachine: {machine()}\n\n{body}\n"
     print(text)
-    write_text(RESULTS / f"{name}.md", text)
+    write_text(Path(folder) / f"{name}.md", text)

@@ -28,11 +28,11 @@ from palbench.train import prepare  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synth")
-    ap.add_argument("--config", help="TrainConfig YAML (train section of a protocol)")
+    ap.add_argument("--config", default="benchmarks/protocols/synthetic-cpu.yaml", help="protocol YAML (its train section)")
     ap.add_argument("--batches", type=int, default=30)
     args = ap.parse_args()
     values = load_config_file(args.config) if args.config else {}
-    values = {k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__}
+    values = dict(values.get("train", values))  # a protocol file has a `train` section
     values["data"] = args.data
     cfg = TrainConfig.from_dict(values)
     data, landmarks, model = prepare(cfg)

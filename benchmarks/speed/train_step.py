@@ -100,7 +100,7 @@ def main() -> None:
             ["arch", "layer", "C×H×W", "CE ms", "CE+PAL ms", "ratio", "floor", "ratio/floor", "naive ratio"], rows
         )
     )
-    publish("train_step", "CE+PAL train step vs CE-only step (CPU)", body)
+    publish("train_step_" + "_".join(args.arch), "CE+PAL train step vs CE-only step (CPU)", body)
 
 
 if __name__ == "__main__":
