@@ -22,8 +22,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The venv's bin comes first on PATH so that DVC stages find `palbench`.
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # Speed benchmarks (minutes; not part of the tests). Each writes benchmarks/speed/results/<name>.md.
 speed: $(STAMP)
