@@ -152,8 +152,12 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
-def read_dataset(root: str | Path, require_landmarks: bool = False) -> CanonicalDataset:
-    """Read and validate a canonical dataset. Raises :class:`DataError` naming the file and row."""
+def read_dataset(root: str | Path, require_landmarks: bool = False, load_landmarks: bool = True) -> CanonicalDataset:
+    """Read and validate a canonical dataset. Raises :class:`DataError` naming the file and row.
+
+    ``load_landmarks=False`` skips ``landmarks.npy`` (and ``landmarks.json``): the landmarks stage, which
+    replaces them, must not fail on a stale file (e.g. from before ``samples.csv`` changed).
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found; create it with `palbench synth` or `palbench import`")
@@ -169,7 +173,7 @@ def read_dataset(root: str | Path, require_landmarks: bool = False) -> Canonical
     meta = _read_json(meta_path) if meta_path.is_file() else {}
     lm_path = root / "landmarks.npy"
     landmarks = None
-    if lm_path.is_file():
+    if lm_path.is_file() and load_landmarks:
         try:
             landmarks = np.load(lm_path, allow_pickle=False)
         except ValueError as e:

@@ -30,16 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from palbench.data.canonical import (
     N_LANDMARKS,
     SPLITS,
     CanonicalDataset,
+    read_dataset,
     save_npy,
     validate_landmarks,
-    validate_samples,
 )
 from palbench.errors import ConfigError, DataError
 from palbench.io import write_json
@@ -70,6 +69,19 @@ class LandmarkBackend:
             float32 ``[68, 2]`` (x, y) pixel coordinates, or ``None`` when no face was found.
         """
         raise ConfigError(f"the {self.name} landmark backend reads landmarks from a file; it does not look at images")
+
+    aligned: bool = False
+
+    def detect(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
+        """The face box ``(x0, y0, x1, y1)`` in ``image``, or None (per-image backends with a detector)."""
+        raise ConfigError(f"the {self.name} landmark backend has no face detector")
+
+    def face_box(self, image: np.ndarray, box: tuple[float, float, float, float] | None) -> tuple | None:
+        """``box`` as given; else the full image for aligned crops; else the detected face (None: no face)."""
+        if box is not None:
+            return box
+        h, w = image.shape[:2]
+        return (0, 0, w - 1, h - 1) if self.aligned else self.detect(image)
 
     def dataset_landmarks(self, dataset: CanonicalDataset, progress: bool | None = None) -> np.ndarray:
         """Landmarks of every sample, float32 ``[N, 68, 2]`` with NaN rows where no face was found."""
@@ -170,25 +182,6 @@ def check_points(points: np.ndarray, where: str) -> np.ndarray:
     return points
 
 
-def read_samples(root: str | Path) -> CanonicalDataset:
-    """The dataset's samples and meta, WITHOUT reading an existing ``landmarks.npy``.
-
-    :func:`palbench.data.canonical.read_dataset` validates ``landmarks.npy`` when present; a stale one (e.g.
-    from before ``samples.csv`` changed) must not stop the stage that replaces it.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found; create it with `palbench synth` or `palbench import`")
-    csv = root / "samples.csv"
-    if not csv.is_file():
-        raise DataError(f"{csv}: not found; expected the canonical samples table path,label,split[,subject]")
-    try:
-        samples = pd.read_csv(csv, dtype={"path": str, "split": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{csv}: unreadable CSV ({str(e).splitlines()[0]})") from None
-    return CanonicalDataset(root=root, samples=validate_samples(samples, str(csv)), meta={}, landmarks=None)
-
-
 def compute_landmarks(
     dataset_root: str | Path,
     backend: str,
@@ -215,7 +208,7 @@ def compute_landmarks(
     Returns:
         The ``landmarks.json`` content.
     """
-    dataset = read_samples(dataset_root)
+    dataset = read_dataset(dataset_root, load_landmarks=False)
     root = dataset.root
     name = resolve_backend_name(backend, root)
     options = dict(backend_options)
@@ -259,6 +252,5 @@ __all__ = [
     "get_backend",
     "image_size",
     "load_image",
-    "read_samples",
     "resolve_backend_name",
 ]

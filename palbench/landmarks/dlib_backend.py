@@ -106,11 +106,9 @@ class DlibBackend(LandmarkBackend):
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
         """68 (x, y) landmarks float32 ``[68, 2]`` of the face in ``box`` (detected when None), or None."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
+        box = self.face_box(image, box)
         if box is None:
-            h, w = image.shape[:2]
-            box = (0, 0, w - 1, h - 1) if self.aligned else self.detect(image)
-            if box is None:
-                return None
+            return None
         x0, y0, x1, y1 = (int(round(float(v))) for v in box)
         shape = self._predictor(image, self._dlib.rectangle(x0, y0, x1, y1))
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)

@@ -234,11 +234,9 @@ class FanBackend(LandmarkBackend):
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
         """68 (x, y) landmarks float32 ``[68, 2]`` of the face in ``box`` (detected when None), or None."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
+        box = self.face_box(image, box)
         if box is None:
-            h, w = image.shape[:2]
-            box = (0.0, 0.0, w - 1.0, h - 1.0) if self.aligned else self.detect(image)
-            if box is None:
-                return None
+            return None
         faces = [np.asarray(box, dtype=np.float64)[:4]]  # float64: face_alignment mixes numpy and torch
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")
