@@ -64,8 +64,11 @@ def main() -> None:
     HERE.mkdir(exist_ok=True)
     write_text(HERE / f"{args.name}.csv", df.to_csv(index=False))
     summary = df.groupby("lambda").agg(["mean", "std"]).drop(columns=["seed"], level=0)
-    table = [[f"{lam:g}"] + [f"{summary.loc[lam, (c, 'mean')]:.3f} ± {summary.loc[lam, (c, 'std')]:.3f}"
-                             for c in ("val_acc", "test_acc", "alignment", "decoy_share", "train_s")]
+    def cell(lam: float, c: str) -> str:  # mean ± std over seeds; the mean alone for a single seed
+        mean, std = summary.loc[lam, (c, "mean")], summary.loc[lam, (c, "std")]
+        return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+    table = [[f"{lam:g}"] + [cell(lam, c) for c in ("val_acc", "test_acc", "alignment", "decoy_share", "train_s")]
              for lam in summary.index]
     settings = ", ".join(f"{k}={v}" for k, v in sorted(base.items()) if k not in ("data", "progress"))
     publish(args.name, f"Built-in benchmark calibration: {args.name}",
