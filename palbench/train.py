@@ -132,7 +132,6 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     val_set = FaceDataset(data, "val", cfg.size, landmarks, False, norm, cfg.seed)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or 10**12)
-    epochs = math.ceil(total_steps / steps_per_epoch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.lr_power)
