@@ -37,8 +37,8 @@ class TrainConfig:
         seed: the only source of randomness (init, data order, augmentation, dropout).
         layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`);
             ``pal_weight = 0`` is the baseline, identical otherwise (same seed, same data order). The paper
-            gives no λ; 1 had the best mean test accuracy of {0, 0.1, 0.3, 1, 3} on the built-in benchmark
-            (``benchmarks/calibration/lambda_sweep.md``).
+            gives no λ; 1 had the best mean test accuracy of {0, 0.3, 1, 3} × 3 seeds on the built-in
+            benchmark (``benchmarks/calibration/lambda_sweep_decoy06.md``).
         augment: rotation ±10° + horizontal flip.
         dropout: probability of the VGG classifier's dropout layers (``None``: torchvision's 0.5).
         amp: ``none`` | ``bf16`` | ``fp16`` autocast (CUDA); channels_last: memory format (CUDA).
