@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent / "calibration"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--landmarks", default="priors/synth/landmarks_noise0.npy", help="landmark set (DVC priors stage)")
     ap.add_argument("--config", default="benchmarks/protocols/synthetic-cpu.yaml")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -44,7 +45,7 @@ def main() -> None:
     proto = load_config_file(args.config)
     base = dict(proto.get("train", proto))
     base.update({k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)})
-    base.update(data=args.data, progress=False)
+    base.update(data=args.data, landmarks=args.landmarks, progress=False)
     rows = []
     for lam in args.lambdas:
         for seed in args.seeds:
@@ -53,7 +54,7 @@ def main() -> None:
             t0 = time.perf_counter()
             m = train(cfg, run, force=True)
             seconds = time.perf_counter() - t0
-            ev = evaluate_run(run, run / "eval", progress=False)
+            ev = evaluate_run(run, run / "eval", landmarks=args.landmarks, progress=False)
             rows.append({
                 "lambda": lam, "seed": seed, "val_acc": m["best_val_accuracy"], "test_acc": ev["accuracy"],
                 "alignment": ev["alignment_constrained"], "decoy_share": ev["decoy_share"],

@@ -10,8 +10,10 @@ Adding a command: write ``_add_<name>(sub)`` that creates the sub-parser and set
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from palbench.errors import ConfigError, PalbenchError
 
@@ -45,13 +47,14 @@ def _add_landmarks(sub: argparse._SubParsersAction) -> None:
         choices=["auto", "truth", "file", "dlib", "face_alignment"],
         help="auto (default): truth for a synth dataset, file where provided landmarks exist, else dlib",
     )
-    p.add_argument("--aligned", action="store_true", help="images are aligned face crops: full-image box, no detector")
+    p.add_argument("--aligned", action=argparse.BooleanOptionalAction, default=False, help="images are aligned face crops: full-image box, no detector")
     p.add_argument("--source", help="file backend: .npy [N,68,2] or .csv (136 columns x0,y0,...,x67,y67)")
     p.add_argument("--device", default="cpu", help="torch device for face_alignment (default: cpu)")
     p.add_argument("--fan-weights", help="face_alignment: FAN state dict (default: torch hub cache)")
     p.add_argument("--detector-weights", help="face_alignment: S3FD state dict (default: torch hub cache)")
     p.add_argument("--detector", default="sfd", choices=["sfd", "dlib"], help="face_alignment face detector")
-    p.add_argument("--allow-download", action="store_true", help="face_alignment: download missing weights")
+    p.add_argument("--allow-download", action=argparse.BooleanOptionalAction, default=False, help="face_alignment: download missing weights")
+    p.add_argument("--out", help="folder for landmarks.npy/landmarks.json (default: the dataset folder)")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.landmarks import compute_landmarks
@@ -67,11 +70,12 @@ def _add_landmarks(sub: argparse._SubParsersAction) -> None:
             weights=weights or None,
             source=args.source,
             device=args.device,
+            out=args.out,
             **extra,
         )
         print(
             f"landmarks ({info['backend']}): {info['n_samples'] - info['n_missed']}/{info['n_samples']} faces, "
-            f"{info['n_missed']} missed -> {args.dataset}/landmarks.npy"
+            f"{info['n_missed']} missed -> {args.out or args.dataset}/landmarks.npy"
         )
         return 0
 
@@ -99,7 +103,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         q.add_argument("out", help="output dataset folder (replaced only when the import succeeds)")
         q.add_argument("--val-fraction", type=float, default=0.1, help="val share of train (test's label mix)")
         q.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: 0)")
-        q.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted in meta.json)")
+        q.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=False, help="skip unreadable images (counted in meta.json)")
         q.add_argument("--workers", type=int, default=1, help="processes that check/crop images (default: 1)")
 
     def run(args: argparse.Namespace) -> int:
@@ -139,11 +143,13 @@ def _add_priors(sub: argparse._SubParsersAction) -> None:
                    help="landmark noise sigma in pixels of a 224 crop (default: 0 1 2 3 4 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preview", type=int, default=8, help="test samples in preview.npz (default: 8)")
+    p.add_argument("--landmarks", help="landmark file .npy [N,68,2] (default: the dataset's landmarks.npy)")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.prior_sets import build_prior_sets
 
-        info = build_prior_sets(args.dataset, args.out, args.noise_sigmas, args.seed, args.preview)
+        info = build_prior_sets(args.dataset, args.out, args.noise_sigmas, args.seed, args.preview,
+                                landmarks=args.landmarks)
         print(f"palbench priors: {len(info['noise_sigmas'])} landmark sets ({info['n_samples']} samples, "
               f"{info['n_without_face']} without face) -> {args.out}")
         return 0
@@ -187,6 +193,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML/JSON file of TrainConfig keys (flags below override it)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start over in a folder that already holds a run")
+    p.add_argument("--evaluate", metavar="SPLIT",
+                   help="then evaluate the best model on SPLIT into OUT/SPLIT (as `palbench evaluate`), same process")
+    p.add_argument("--evaluate-landmarks", metavar="NPY",
+                   help="landmark set for that evaluation's alignment (default: the dataset's landmarks.npy)")
+    p.add_argument("--discard-state", action="store_true",
+                   help="delete the resume checkpoint state.pt once the run has finished (keeps best.pt)")
     hints = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
     for name, f in hints.items():
         flag = "--" + name.replace("_", "-")
@@ -207,8 +219,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             raise ConfigError("train: no dataset given; pass --data DIR or a --config file with a 'data' key")
         cfg = TrainConfig.from_dict(values, where=args.config or "command line")
         m = train(cfg, args.out, resume=args.resume, force=args.force)
+        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 writes and evaluates
+            return 0
         print(f"palbench train: best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
               f"({m['steps']} steps, {m['seconds']:.1f} s) -> {args.out}")
+        if args.discard_state:
+            (Path(args.out) / "state.pt").unlink(missing_ok=True)
+        if args.evaluate:
+            # In the same process: the DVC grid runs dozens of runs, and a second interpreter start (importing
+            # torch and torchvision) would cost ~4 s per run on 2 cores.
+            _evaluate(args.out, str(Path(args.out) / args.evaluate), args.evaluate, None, args.evaluate_landmarks)
         return 0
 
     p.set_defaults(func=run)
@@ -226,20 +246,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
     def run(args: argparse.Namespace) -> int:
-        from palbench.evaluate import evaluate_run
-
-        m = evaluate_run(args.run, args.out, args.split, args.data, args.landmarks, args.batch_size, args.workers,
-                         args.device)
-
-        def fmt(v: float | None) -> str:
-            return "n/a" if v is None else f"{v:.4f}"
-
-        print(f"palbench evaluate: {args.split} n={m['n']} accuracy {m['accuracy']:.4f} "
-              f"balanced {m['balanced_accuracy']:.4f} alignment {fmt(m['alignment_constrained'])} "
-              f"(free {fmt(m['alignment_free'])}) decoy share {fmt(m['decoy_share'])} (area {fmt(m['decoy_area_share'])}) -> {args.out}")
+        _evaluate(args.run, args.out, args.split, args.data, args.landmarks, args.batch_size, args.workers, args.device)
         return 0
 
     p.set_defaults(func=run)
+
+
+def _evaluate(run: str, out: str, split: str, data: str | None, landmarks: str | None, batch_size: int = 64,
+              workers: int = 0, device: str | None = None) -> None:
+    from palbench.evaluate import evaluate_run
+
+    m = evaluate_run(run, out, split, data, landmarks, batch_size, workers, device)
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    print(f"palbench evaluate: {split} n={m['n']} accuracy {m['accuracy']:.4f} "
+          f"balanced {m['balanced_accuracy']:.4f} alignment {fmt(m['alignment_constrained'])} "
+          f"(free {fmt(m['alignment_free'])}) decoy share {fmt(m['decoy_share'])} (area {fmt(m['decoy_area_share'])}) -> {out}")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -284,10 +308,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_train,
-    _add_evaluate, _add_predict, _add_export,
-]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +316,64 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _COMMANDS:
         add(sub)
     return parser
+
+
+def _add_protocol(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("protocol", help="write params.yaml from a protocol (benchmarks/protocols/NAME.yaml), runs expanded")
+    p.add_argument("name", nargs="?", help="protocol name or .yaml path (see --list)")
+    p.add_argument("--params", default="params.yaml", help="file to write (default: params.yaml)")
+    p.add_argument("--refresh", action="store_true", help="re-expand the runs of the existing params file")
+    p.add_argument("--list", action="store_true", help="list the protocols")
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench import protocol as pr
+
+        if args.list:
+            for name in pr.available_protocols():
+                print(name)
+            return 0
+        if args.refresh == bool(args.name):
+            raise ConfigError("protocol: give a protocol NAME, or --refresh to re-expand the current params file")
+        if args.refresh:
+            proto = pr.read_params(args.params, check=False)
+            if isinstance(proto, dict):
+                proto.pop("runs", None)
+            pr.validate_protocol(proto, args.params)
+        else:
+            proto = pr.load_protocol(args.name)
+        path = pr.write_params(proto, args.params, source=args.name or "--refresh")
+        runs = pr.expand_runs(proto)
+        configs = len({name.rpartition("-s")[0] for name in runs})
+        print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
+              f"{len(proto['seeds'])} seeds = {len(runs)} runs -> {path}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_aggregate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("aggregate", help="results/<study>.csv (mean, std, 95%% CI, paired t-test) and metrics.json")
+    p.add_argument("--params", default="params.yaml", help="params file with studies and runs (default: params.yaml)")
+    p.add_argument("--runs", default="runs", help="folder of the run folders (default: runs)")
+    p.add_argument("--out", default="results", help="folder for runs.csv and the study tables (default: results)")
+    p.add_argument("--metrics", default="metrics.json", help="aggregated metrics file (default: metrics.json)")
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.results import aggregate
+
+        m = aggregate(args.params, args.runs, args.out, args.metrics)
+        studies = [k for k in m if isinstance(m[k], dict)]
+        print(f"palbench aggregate: {m['n_runs']} runs, {len(studies)} study tables ({', '.join(studies)}) -> "
+              f"{args.out}/, {args.metrics}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_train,
+    _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate,
+]  # fmt: skip
 
 
 def _dashed(argv: Sequence[str]) -> list[str]:

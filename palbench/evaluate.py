@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from palbench.alignment import attention_batch, box_coverage, nanmean
-from palbench.data.canonical import CLASSES, CanonicalDataset, read_dataset, validate_landmarks
+from palbench.data.canonical import CLASSES, CanonicalDataset, load_landmark_set, read_dataset
 from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError, PalbenchError
 from palbench.io import atomic_path, write_text
@@ -99,19 +99,6 @@ class _EvalSet(FaceDataset):
             cov = box_coverage(self.boxes[item["index"]], self._stored_size, self.size)[0]
             item["coverage"] = torch.from_numpy(cov)
         return item
-
-
-def _landmark_set(data: CanonicalDataset, path: str | Path | None) -> np.ndarray | None:
-    if path is None:
-        return data.landmarks
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: landmark set not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: unreadable .npy ({str(e).splitlines()[0]})") from None
-    return validate_landmarks(array, len(data), str(path))
 
 
 def _decoy_boxes(data: CanonicalDataset) -> np.ndarray | None:
@@ -192,7 +179,7 @@ def evaluate_run(
     if data is None and not root.is_dir():
         raise DataError(f"{root}: the run's dataset folder not found; pass --data DIR")
     dataset = read_dataset(root)
-    lm = _landmark_set(dataset, landmarks)
+    lm = load_landmark_set(dataset, landmarks)
     boxes = _decoy_boxes(dataset)
     eval_set = _EvalSet(dataset, split, cfg.size, lm, False, model.input_normalization, boxes=boxes)
     loader = DataLoader(eval_set, batch_size=batch_size, shuffle=False, num_workers=workers)

@@ -62,6 +62,7 @@ def build_prior_sets(
     preview: int = 8,
     prior_sigma: float = 3.0,
     preview_map: int = 28,
+    landmarks: str | Path | None = None,
 ) -> dict:
     """Write the jittered landmark sets and the preview of ``dataset`` to ``out`` (atomically).
 
@@ -71,6 +72,7 @@ def build_prior_sets(
         noise_sigmas: landmark-noise σ in pixels of a 224 crop.
         seed: base seed; each σ has its own generator.
         preview: number K of test samples (with a face) in the preview.
+        landmarks: landmark file ``[N, 68, 2]`` (default: the dataset's ``landmarks.npy``).
         prior_sigma: σ of the preview priors in pixels of a ``preview_map``-sized map (the map size of
             VGG conv8-10 at 224 px), drawn at image resolution.
 
@@ -82,7 +84,7 @@ def build_prior_sets(
         raise ConfigError(f"noise sigmas must be a non-empty list of numbers >= 0, got {list(noise_sigmas)}")
     if len(set(sigmas)) != len(sigmas):
         raise ConfigError(f"noise sigmas must be distinct, got {sigmas}")
-    data = read_dataset(dataset, require_landmarks=True)
+    data = read_dataset(dataset, require_landmarks=True, landmarks=landmarks)
     sizes = image_sizes(data)
     lm = torch.from_numpy(data.landmarks)
     valid = np.isfinite(data.landmarks).all(axis=(1, 2))
@@ -97,6 +99,7 @@ def build_prior_sets(
                 np.save(f, sets[s])
         info = {
             "dataset": str(dataset),
+            "landmarks": str(landmarks) if landmarks is not None else str(Path(dataset) / "landmarks.npy"),
             "noise_sigmas": sigmas,
             "noise_unit": f"pixels of a {NOISE_REFERENCE_SIZE}x{NOISE_REFERENCE_SIZE} crop, scaled to each image",
             "seed": seed,

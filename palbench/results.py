@@ -82,7 +82,8 @@ def read_run(run: str | Path, eval_dir: str = "test") -> dict:
 
 
 def study_table(
-    runs: pd.DataFrame, by: list[str], baseline: Mapping[str, object], metric: str = "test_accuracy"
+    runs: pd.DataFrame, by: list[str], baseline: Mapping[str, object], metric: str = "test_accuracy",
+    extra: Iterable[str] = (),
 ) -> pd.DataFrame:
     """One row per configuration (the distinct values of ``by``): summary of ``metric`` over seeds and the
     paired comparison with the baseline configuration.
@@ -93,8 +94,20 @@ def study_table(
         baseline: column values selecting the baseline runs (e.g. ``{"pal_weight": 0}``).
 
     Returns:
-        Columns: ``by``, ``mean, std, n, ci_low, ci_high``, ``diff, diff_ci_low, diff_ci_high, t, p, n_pairs``.
+        Columns: ``by``, ``mean, std, n, ci_low, ci_high``, ``diff, diff_ci_low, diff_ci_high, t, p, n_pairs``,
+        and ``<m>_mean, <m>_std`` for each metric ``m`` of ``extra`` (e.g. alignment, decoy share).
     """
+    extra = list(extra)
+
+    def extras(group: pd.DataFrame) -> dict:
+        out = {}
+        for m in extra:
+            x = pd.to_numeric(group[m], errors="coerce").to_numpy(dtype=np.float64)
+            x = x[~np.isnan(x)]
+            out[f"{m}_mean"] = float(x.mean()) if len(x) else math.nan
+            out[f"{m}_std"] = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        return out
+
     mask = np.ones(len(runs), dtype=bool)
     for k, v in baseline.items():
         mask &= (runs[k] == v).to_numpy()
@@ -105,6 +118,86 @@ def study_table(
     for key, group in runs[~mask].groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         per_seed = dict(zip(group["seed"], group[metric]))
-        rows.append({**dict(zip(by, key)), **summarize(per_seed.values()), **paired_comparison(per_seed, base)})
-    baseline_row = {**{k: "baseline" for k in by}, **summarize(base.values())}
+        rows.append({**dict(zip(by, key)), **summarize(per_seed.values()), **paired_comparison(per_seed, base),
+                     **extras(group)})
+    baseline_row = {**{k: "baseline" for k in by}, **summarize(base.values()), **extras(runs[mask])}
     return pd.DataFrame([baseline_row, *rows])
+
+
+#: Per-run metrics carried into the study tables beside the accuracy statistics.
+EXTRA_METRICS = ("val_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_alignment_constrained",
+                 "test_alignment_free", "test_decoy_share", "test_decoy_area_share", "seconds")
+
+
+def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame:
+    """One row per run of the grid (``runs.csv``): run, config, seed, the configuration's settings
+    (including ``landmark_noise``) and the run's metrics. A missing or unreadable run is an error naming it."""
+    from palbench.protocol import grid
+
+    settings = {row["config"]: row["settings"] for row in grid(params)}
+    eval_dir = params["evaluate"]["split"]
+    rows = []
+    for name in params["runs"]:
+        config, _, seed = name.rpartition("-s")
+        row = read_run(Path(runs_dir) / name, eval_dir)
+        rows.append({"run": name, "config": config, "seed": int(seed), **settings[config],
+                     **{k: row[k] for k in ("val_accuracy", "seconds") + tuple(k for k in row if k.startswith("test_"))}})
+    return pd.DataFrame(rows)
+
+
+def study_tables(params: Mapping, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``{study: table}``: one row per configuration of the study (baseline first, then the protocol's order),
+    with the settings the study varies, ``config`` and ``baseline`` columns, and :func:`study_table`'s statistics."""
+    from palbench.protocol import grid
+
+    rows = grid(params)
+    tables = {}
+    for study in params["studies"]:
+        confs = [r for r in rows if r["study"] == study]
+        names = [r["config"] for r in confs]
+        # The settings the study varies among its PAL configurations (the baseline's PAL settings mean nothing).
+        pal = confs[1:]
+        varied = [k for k in pal[0]["settings"] if k != "pal_weight"
+                  and len({repr(r["settings"].get(k)) for r in pal}) > 1] if len(pal) > 1 else []
+        sub = runs[runs["config"].isin(names)]
+        table = study_table(sub, ["config"], {"config": names[0]}, "test_accuracy", EXTRA_METRICS)
+        table.loc[table["config"] == "baseline", "config"] = names[0]
+        table = table.set_index("config").loc[names].reset_index()
+        table.insert(1, "baseline", [r["baseline"] for r in confs])
+        for i, k in enumerate(varied or ["pal_weight"]):
+            table.insert(2 + i, k, [None if r["baseline"] and varied else r["settings"].get(k) for r in confs])
+        tables[study] = table
+    return tables
+
+
+def aggregate(params_path: str | Path = "params.yaml", runs_dir: str | Path = "runs", out: str | Path = "results",
+              metrics_path: str | Path = "metrics.json") -> dict:
+    """Write ``runs.csv`` and one ``<study>.csv`` per study into ``out`` (atomically), and the aggregated
+    metrics (every study's configurations: mean test accuracy, CI, difference to the baseline, p, alignment,
+    decoy share) to ``metrics_path`` — one file for ``dvc metrics show``. Returns the metrics."""
+    from palbench.io import atomic_dir, write_json
+    from palbench.protocol import read_params
+
+    params = read_params(params_path)
+    runs = collect_runs(params, runs_dir)
+    tables = study_tables(params, runs)
+    metrics: dict = {"protocol": params["protocol"], "n_runs": len(runs), "n_seeds": len(params["seeds"]),
+                     "train_seconds": float(runs["seconds"].sum())}
+    for study, table in tables.items():
+        metrics[study] = {
+            row["config"]: {k: _finite(row[k]) for k in (
+                "mean", "ci_low", "ci_high", "diff", "p", "test_alignment_constrained_mean", "test_decoy_share_mean")
+                if k in row}
+            for _, row in table.iterrows()
+        }
+    with atomic_dir(out) as tmp:
+        runs.to_csv(tmp / "runs.csv", index=False)
+        for study, table in tables.items():
+            table.to_csv(tmp / f"{study}.csv", index=False)
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def _finite(v: object) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else round(v, 6)

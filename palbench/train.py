@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from palbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from palbench.config import TrainConfig, read_config, result_diff
-from palbench.data.canonical import read_dataset, validate_landmarks
+from palbench.data.canonical import load_landmark_set, read_dataset
 from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError
 from palbench.evaluate import predict
@@ -75,17 +75,9 @@ def _device(rank: int) -> torch.device:
 def prepare(cfg: TrainConfig):
     """Validate everything a run needs before any file is written; return dataset, landmarks, model."""
     data = read_dataset(cfg.data)
-    if cfg.landmarks is not None:
-        path = Path(cfg.landmarks)
-        if not path.is_file():
-            raise DataError(f"{path}: landmark set not found (run `palbench priors` first)")
-        landmarks = validate_landmarks(np.load(path), len(data), str(path))
-    elif data.landmarks is not None:
-        landmarks = data.landmarks
-    elif cfg.pal_weight > 0:
+    landmarks = load_landmark_set(data, cfg.landmarks)
+    if landmarks is None and cfg.pal_weight > 0:
         raise DataError(f"{Path(cfg.data) / 'landmarks.npy'}: not found; PAL needs landmarks (`palbench landmarks`)")
-    else:
-        landmarks = None
     for split in ("train", "val"):
         if len(data.split_indices(split)) == 0:
             raise DataError(f"{Path(cfg.data) / 'samples.csv'}: split {split!r} is empty")

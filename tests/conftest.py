@@ -41,3 +41,18 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_project(tmp_path_factory):
+    """The whole DVC pipeline of the ``smoke`` protocol, run once per test session in a throw-away project
+    (tests/pipeline_project.py): data, landmarks, priors, 10 tiny runs, aggregate (and the reports).
+
+    Returns ``(root, stdout of dvc repro)``.
+    """
+    import pipeline_project as pp
+
+    root = pp.make_project(tmp_path_factory.mktemp("smoke") / "project")
+    pp.protocol(root, "smoke")
+    res = pp.run([str(pp.BIN / "dvc"), "repro"], root)
+    return root, res.stdout

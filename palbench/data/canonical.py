@@ -152,11 +152,16 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
-def read_dataset(root: str | Path, require_landmarks: bool = False, load_landmarks: bool = True) -> CanonicalDataset:
+def read_dataset(
+    root: str | Path, require_landmarks: bool = False, load_landmarks: bool = True, landmarks: str | Path | None = None
+) -> CanonicalDataset:
     """Read and validate a canonical dataset. Raises :class:`DataError` naming the file and row.
 
     ``load_landmarks=False`` skips ``landmarks.npy`` (and ``landmarks.json``): the landmarks stage, which
     replaces them, must not fail on a stale file (e.g. from before ``samples.csv`` changed).
+    ``landmarks``: a landmark file ``[N, 68, 2]`` kept outside the dataset (the DVC pipeline's
+    ``landmarks/<name>/landmarks.npy``, so the dataset stage owns its whole folder); a ``landmarks.json``
+    beside it is merged into ``meta`` as for the in-dataset file.
     """
     root = Path(root)
     if not root.is_dir():
@@ -171,19 +176,36 @@ def read_dataset(root: str | Path, require_landmarks: bool = False, load_landmar
     samples = validate_samples(samples, str(csv))
     meta_path = root / "meta.json"
     meta = _read_json(meta_path) if meta_path.is_file() else {}
-    lm_path = root / "landmarks.npy"
+    explicit = landmarks is not None
+    lm_path = Path(landmarks) if explicit else root / "landmarks.npy"
     landmarks = None
+    if explicit and not lm_path.is_file():
+        raise DataError(f"{lm_path}: landmark file not found; expected a .npy [N,68,2] from `palbench landmarks`")
     if lm_path.is_file() and load_landmarks:
         try:
             landmarks = np.load(lm_path, allow_pickle=False)
         except ValueError as e:
             raise DataError(f"{lm_path}: unreadable .npy ({e})") from None
         landmarks = validate_landmarks(landmarks, len(samples), str(lm_path))
-        if (root / "landmarks.json").is_file():
-            meta = {**meta, **_read_json(root / "landmarks.json")}
+        if (lm_path.parent / "landmarks.json").is_file():
+            meta = {**meta, **_read_json(lm_path.parent / "landmarks.json")}
     elif require_landmarks:
         raise DataError(f"{lm_path}: not found; run `palbench landmarks {root}` first")
     return CanonicalDataset(root=root, samples=samples, meta=meta, landmarks=landmarks)
+
+
+def load_landmark_set(data: CanonicalDataset, path: str | Path | None) -> np.ndarray | None:
+    """A landmark set ``[N, 68, 2]`` for ``data`` from ``path`` (validated); ``None``: the dataset's own."""
+    if path is None:
+        return data.landmarks
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: landmark set not found (run `palbench landmarks` / `palbench priors` first)")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unreadable .npy ({str(e).splitlines()[0]})") from None
+    return validate_landmarks(array, len(data), str(path))
 
 
 def _read_json(path: Path) -> dict:

@@ -191,9 +191,11 @@ def compute_landmarks(
     source: str | Path | None = None,
     device: str = "cpu",
     progress: bool | None = None,
+    out: str | Path | None = None,
     **backend_options,
 ) -> dict:
-    """Compute the landmarks of every sample and write ``landmarks.npy`` + ``landmarks.json`` into the dataset.
+    """Compute the landmarks of every sample and write ``landmarks.npy`` + ``landmarks.json`` into the dataset
+    (or into ``out``: the DVC pipeline keeps them in ``landmarks/<name>/``, a folder its landmarks stage owns).
 
     Args:
         dataset_root: canonical dataset folder.
@@ -225,7 +227,8 @@ def compute_landmarks(
     if name == "face_alignment":
         options["device"] = device
     impl = get_backend(name, **options)
-    where = str(root / "landmarks.npy")
+    folder = root if out is None else Path(out)
+    where = str(folder / "landmarks.npy")
     landmarks = validate_landmarks(impl.dataset_landmarks(dataset, progress=progress), len(dataset), where)
 
     missed = np.isnan(landmarks).all(axis=(1, 2))
@@ -239,9 +242,10 @@ def compute_landmarks(
         "counts": {s: {"n": int((splits == s).sum()), "missed": int((missed & (splits == s)).sum())} for s in SPLITS},
     }
     # An old landmarks.json must never describe the new landmarks.npy: remove it first, write it last.
-    (root / "landmarks.json").unlink(missing_ok=True)
-    save_npy(root / "landmarks.npy", landmarks)
-    write_json(root / "landmarks.json", info)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "landmarks.json").unlink(missing_ok=True)
+    save_npy(folder / "landmarks.npy", landmarks)
+    write_json(folder / "landmarks.json", info)
     return info
 
 

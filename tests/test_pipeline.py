@@ -1,0 +1,129 @@
+"""The DVC pipeline end to end: the smoke protocol runs every stage; every protocol's `dvc repro --dry` resolves.
+
+The smoke project (conftest.smoke_project) is a throw-away copy of the repository's DVC project; `dvc repro`
+ran there once for the session. The dry runs build small fake RAF-DB / AffectNet trees where the protocols
+expect the licensed data, run the real import stage on them, and check every command DVC would run.
+"""
+
+import json
+import os
+import re
+import shlex
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import pipeline_project as pp
+from palbench import protocol as pr
+from palbench.cli import _dashed, build_parser
+
+
+def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
+    root, out = smoke_project
+    params = pr.read_params(root / "params.yaml")
+    runs = pd.read_csv(root / "results" / "runs.csv")
+    assert sorted(runs["run"]) == sorted(params["runs"])
+    assert np.isfinite(runs[["val_accuracy", "test_accuracy", "test_alignment_constrained", "test_decoy_share"]]).all().all()
+    for study in params["studies"]:
+        table = pd.read_csv(root / "results" / f"{study}.csv")
+        configs = [r["config"] for r in pr.grid(params) if r["study"] == study]
+        assert table["config"].tolist() == configs and (table["n"] == 1).all()
+        assert np.isfinite(table[["mean", "test_alignment_constrained_mean", "test_decoy_share_mean"]]).all().all()
+        assert table["mean"].between(0, 1).all()
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert metrics["n_runs"] == len(params["runs"]) and set(params["studies"]) <= set(metrics)
+    # every run was evaluated on the test split in its own stage, and kept only best.pt
+    for name in params["runs"]:
+        assert (root / "runs" / name / "test" / "predictions.csv").is_file()
+        assert (root / "runs" / name / "best.pt").is_file() and not (root / "runs" / name / "state.pt").exists()
+    assert out.count("Running stage 'train@") == len(params["runs"])
+
+
+def test_metrics_show_reads_the_one_aggregated_file(smoke_project):
+    root, _ = smoke_project
+    res = pp.run([str(pp.BIN / "dvc"), "metrics", "show", "--json"], root)
+    shown = json.loads(res.stdout)
+    files = [f for rev in shown.values() for f in rev.get("data", {})]
+    assert files == ["metrics.json"]
+
+
+def test_second_repro_runs_nothing(smoke_project):
+    root, _ = smoke_project
+    res = pp.run([str(pp.BIN / "dvc"), "repro"], root)
+    assert "Running stage" not in res.stdout, res.stdout
+
+
+def test_changing_one_param_reruns_only_what_depends_on_it(smoke_project):
+    """priors.preview changes the preview, not the landmark sets the runs read: no run is retrained."""
+    root, _ = smoke_project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["priors"]["preview"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    res = pp.run([str(pp.BIN / "dvc"), "repro"], root)
+    ran = re.findall(r"Running stage '([^']+)'", res.stdout)
+    assert "priors" in ran and not any(s.startswith(("train@", "dataset", "landmarks", "aggregate")) for s in ran), ran
+
+
+# ------------------------------------------------------------------------------------------- dry runs
+
+
+def _fake_licensed_data(root, protocol):
+    from test_importers import make_affectnet, make_rafdb
+
+    if protocol.startswith("rafdb"):
+        make_rafdb(root / "external" / "RAF-DB")
+    elif protocol.startswith("affectnet"):
+        make_affectnet(root / "external" / "AffectNet", [0, 1, 2, 3, 4, 5, 6] * 4, [0, 1, 2, 3, 4, 5, 6] * 2)
+
+
+def _placeholders(root):
+    """Empty stand-ins for every stage output another stage reads, so `--dry` can hash the dependencies
+    (DVC's dry run needs upstream outputs to exist: treeverse/dvc#9021)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        stages = list(repo.index.stages)
+        rel = lambda p: os.path.relpath(p, root)  # noqa: E731
+        produced = {rel(o.fs_path) for s in stages for o in s.outs}
+        for stage in stages:
+            for dep in stage.deps:
+                path = rel(dep.fs_path)
+                related = [p for p in produced if p == path or p.startswith(path + "/") or path.startswith(p + "/")]
+                if not related or (root / path).exists():
+                    continue
+                target = root / path
+                if target.suffix:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(b"")
+                else:
+                    target.mkdir(parents=True, exist_ok=True)
+                    (target / ".placeholder").write_text("")
+
+
+@pytest.mark.parametrize("protocol", ["synthetic-cpu", "rafdb-vgg16", "rafdb-resnet50", "affectnet-resnet50"])
+def test_dry_run_resolves_every_protocol(tmp_path, protocol):
+    root = pp.make_project(tmp_path / "project")
+    _fake_licensed_data(root, protocol)
+    pp.protocol(root, protocol)
+    params = pr.read_params(root / "params.yaml")
+    pp.run([str(pp.BIN / "dvc"), "repro", "dataset"], root)  # the real import of the fake tree (or synth)
+    name = params["data"]["name"]
+    assert (root / "data" / name / "samples.csv").is_file()
+    _placeholders(root)
+    res = pp.run([str(pp.BIN / "dvc"), "repro", "--dry"], root)
+    commands = [line[2:] for line in res.stdout.splitlines() if line.startswith("> ")]
+    parser = build_parser()
+    trains = 0
+    for cmd in commands:
+        argv = shlex.split(cmd)
+        if argv[0] != "palbench":
+            continue
+        args = parser.parse_args(_dashed(argv[1:]))  # argparse exits on any option the CLI does not know
+        if argv[1] == "train":
+            trains += 1
+            assert args.data == f"data/{name}" and args.evaluate == params["evaluate"]["split"]
+            assert args.weights == params["train"].get("weights")
+    assert trains == len(params["runs"])
+    assert any(c.startswith("palbench aggregate") for c in commands)

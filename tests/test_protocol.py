@@ -1,0 +1,187 @@
+"""Protocols → the experiment grid (each configuration once), params.yaml, and the aggregated study tables."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from palbench import protocol as pr
+from palbench.cli import main
+from palbench.errors import ConfigError, DataError
+from palbench.results import aggregate
+
+PROTOCOLS = ["synthetic-cpu", "smoke", "rafdb-vgg16", "rafdb-resnet50", "affectnet-resnet50"]
+
+
+def test_every_protocol_is_listed_and_valid():
+    assert set(PROTOCOLS) <= set(pr.available_protocols())
+    for name in PROTOCOLS:
+        proto = pr.load_protocol(name)
+        runs = pr.expand_runs(proto)
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+-s\d+", r) for r in runs), runs
+        assert "comparison" in proto["studies"]  # Table III in every protocol
+
+
+def test_repository_params_are_the_default_protocol_expanded():
+    """params.yaml is `palbench protocol synthetic-cpu`'s output: it cannot drift from the protocol file."""
+    params = yaml.safe_load((pr.PROTOCOLS_DIR.parent.parent / "params.yaml").read_text())
+    assert params == pr.params_from_protocol(pr.load_protocol("synthetic-cpu"))
+
+
+def test_shared_configurations_are_trained_once_with_every_seed():
+    proto = pr.load_protocol("synthetic-cpu")
+    rows = pr.grid(proto)
+    configs = {r["config"] for r in rows}
+    runs = pr.expand_runs(proto)
+    assert len(runs) == len(configs) * len(proto["seeds"]) and len(proto["seeds"]) >= 3
+    # the baseline is in every study; Grad / Mean-of-half at conv10 is in Fig. 3 and Table I;
+    # Grad×Input / Mean-of-half (the default) in Tables I, II, Fig. 4 and Table III
+    assert sum(r["config"] == "base" for r in rows) == len(proto["studies"])
+    studies_of = {c: {r["study"] for r in rows if r["config"] == c} for c in configs}
+    assert studies_of["pal-grad"] == {"layers", "ablation"}
+    assert studies_of["pal"] == {"ablation", "channels", "noise", "comparison"}
+    assert studies_of["pal-c1_1"] == {"ablation", "channels"}
+    # the baseline's PAL settings are the defaults (they change nothing), whatever the study set
+    assert runs["base-s0"] == {"pal_weight": 0, "landmarks": "priors/synth/landmarks_noise0.npy", "seed": 0}
+    assert runs["pal-noise_4-s2"]["landmarks"] == "priors/synth/landmarks_noise4.npy"
+
+
+def test_paper_grid_on_rafdb():
+    proto = pr.load_protocol("rafdb-vgg16")
+    rows = pr.grid(proto)
+    layers = [r["settings"]["layer"] for r in rows if r["study"] == "layers" and not r["baseline"]]
+    assert layers == [f"conv{i}" for i in range(1, 14)]
+    ablation = {(r["settings"]["method"], r["settings"]["strategy"], r["settings"]["c1"])
+                for r in rows if r["study"] == "ablation" and not r["baseline"]}
+    assert len(ablation) == 6
+    assert [r["settings"]["c1"] for r in rows if r["study"] == "channels" and not r["baseline"]] == [0.25, 0.5, 0.75, 1.0]
+    assert [r["settings"]["landmark_noise"] for r in rows if r["study"] == "noise" and not r["baseline"]] == list(range(6))
+    t = proto["train"]
+    assert (t["lr"], t["batch_size"], t["epochs"], t["size"]) == (5e-5, 16, 75, 224)
+    aff = pr.load_protocol("affectnet-resnet50")["train"]
+    assert (aff["lr"], aff["max_steps"], aff["balanced"]) == (4e-5, 40000, True)
+
+
+def _proto(**changes):
+    proto = pr.load_protocol("smoke")
+    for key, value in changes.items():
+        section, _, sub = key.partition(".")
+        if sub:
+            proto[section][sub] = value
+        else:
+            proto[section] = value
+    return proto
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"studies": {"noise": {"vary": {"landmark_noise": [0, 3]}}}}, "landmark_noise 3 is not among priors.noise_sigmas"),
+        ({"studies": {"bad": {"vary": {"c1": [0.0]}}}}, "studies.bad"),
+        ({"studies": {"bad": {"vary": {"colour": ["red"]}}}}, "unknown key(s) colour"),
+        ({"studies": {"bad": {"vary": {"layer": []}}}}, "vary.layer: expected a non-empty list"),
+        ({"studies": {"bad": {"grid": {}}}}, "expected keys among title, set, vary"),
+        ({"seeds": [0, 0]}, "repeated seed"),
+        ({"seeds": []}, "seeds: expected a non-empty list"),
+        ({"data": {"name": "a/b", "command": "synth", "input": ".", "args": {}}}, "data.name"),
+    ],
+)
+def test_bad_protocols_name_the_key(change, needle):
+    with pytest.raises(ConfigError) as e:
+        pr.validate_protocol(_proto(**change), "p.yaml")
+    assert needle in str(e.value) and str(e.value).startswith("p.yaml")
+
+
+def test_missing_section_and_unknown_protocol(tmp_path, capsys):
+    proto = pr.load_protocol("smoke")
+    del proto["seeds"]
+    with pytest.raises(ConfigError, match="missing key"):
+        pr.validate_protocol(proto, "x")
+    assert main(["protocol", "nope", "--params", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "protocol not found; available: " in err and "synthetic-cpu" in err
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_protocol_cli_writes_and_refreshes_params(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    assert main(["protocol", "smoke", "--params", str(p)]) == 0
+    assert "10 configurations x 1 seeds = 10 runs" in capsys.readouterr().out
+    params = pr.read_params(p)
+    assert params["protocol"] == "smoke" and len(params["runs"]) == 10
+    # a study edited in params.yaml: runs are stale until --refresh
+    params["studies"]["channels"]["vary"]["c1"] = [0.25, 0.5, 0.75]
+    p.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="runs do not match studies .*palbench protocol --refresh"):
+        pr.read_params(p)
+    assert main(["protocol", "--refresh", "--params", str(p)]) == 0
+    assert "pal-c1_0p75-s0" in pr.read_params(p)["runs"]
+    assert main(["protocol", "--list"]) == 0 and "rafdb-vgg16" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- aggregate
+
+
+def _fake_runs(root, params, acc):
+    """Run folders as `palbench train --evaluate test` writes them; acc(config, seed) -> test accuracy."""
+    for name in params["runs"]:
+        config, _, seed = name.rpartition("-s")
+        run = root / "runs" / name
+        (run / "test").mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"seed": int(seed)}))
+        (run / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.5, "seconds": 3.0}))
+        (run / "test" / "metrics.json").write_text(json.dumps({
+            "accuracy": acc(config, int(seed)), "alignment_constrained": 0.9 if config != "base" else 0.2,
+            "decoy_share": 0.01}))
+
+
+def test_aggregate_tables_statistics_and_metrics(tmp_path):
+    proto = pr.load_protocol("smoke")
+    proto["seeds"] = [0, 1, 2, 3]
+    p = pr.write_params(proto, tmp_path / "params.yaml")
+    params = pr.read_params(p)
+    rng = np.random.default_rng(0)
+    noise = {(c, s): rng.normal(0, 0.01) for c in {r["config"] for r in pr.grid(params)} for s in range(4)}
+
+    def acc(config, seed):
+        return 0.5 + 0.02 * seed + (0.05 if config == "pal" else 0) + noise[config, seed]
+
+    _fake_runs(tmp_path, params, acc)
+    m = aggregate(p, tmp_path / "runs", tmp_path / "results", tmp_path / "metrics.json")
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert len(runs) == len(params["runs"]) and m["n_runs"] == len(runs)
+    for study in params["studies"]:
+        table = pd.read_csv(tmp_path / "results" / f"{study}.csv")
+        configs = [r["config"] for r in pr.grid(params) if r["study"] == study]
+        assert table["config"].tolist() == configs  # baseline first, the protocol's order
+        assert table["baseline"].tolist() == [True] + [False] * (len(configs) - 1)
+        assert (table["n"] == 4).all() and np.isfinite(table[["mean", "std", "ci_low", "ci_high"]]).all().all()
+    layers = pd.read_csv(tmp_path / "results" / "layers.csv")
+    assert layers["layer"].tolist()[1:] == ["conv4", "conv7"] and pd.isna(layers["layer"][0])
+    ch = pd.read_csv(tmp_path / "results" / "channels.csv").set_index("config")
+    pal = [acc("pal", s) for s in range(4)]
+    base = [acc("base", s) for s in range(4)]
+    ref = stats.ttest_rel(pal, base)
+    assert ch.loc["pal", "mean"] == pytest.approx(np.mean(pal))
+    assert (ch.loc["pal", "diff"], ch.loc["pal", "p"]) == pytest.approx((np.mean(pal) - np.mean(base), ref.pvalue))
+    assert ch.loc["pal", "test_alignment_constrained_mean"] == pytest.approx(0.9)
+    assert m["channels"]["pal"]["p"] == pytest.approx(ref.pvalue, rel=1e-4)
+    assert json.loads((tmp_path / "metrics.json").read_text())["protocol"] == "smoke"
+
+
+def test_aggregate_names_a_missing_run_and_writes_nothing(tmp_path, capsys):
+    p = pr.write_params(pr.load_protocol("smoke"), tmp_path / "params.yaml")
+    params = pr.read_params(p)
+    _fake_runs(tmp_path, params, lambda c, s: 0.5)
+    (tmp_path / "runs" / "pal-s0" / "test" / "metrics.json").unlink()
+    code = main(["aggregate", "--params", str(p), "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "results"), "--metrics", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "pal-s0/test/metrics.json: not found" in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "m.json").exists()
+    with pytest.raises(DataError):
+        aggregate(p, tmp_path / "nowhere", tmp_path / "results", tmp_path / "m.json")
