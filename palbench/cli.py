@@ -370,9 +370,36 @@ def _add_aggregate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="run the report notebooks (papermill): reports/<name>.ipynb, .html, index.html")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="layers, ablation, channels, sensitivity, confusion, attributions, comparison "
+                        "(default: every one whose study the protocol has)")
+    p.add_argument("--params", default="params.yaml", help="params file; its folder is the project root")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="notebook parameter, value read as YAML (e.g. -p sigma 3 with NAME sensitivity)")
+    p.add_argument("--workers", type=int, help="notebooks run at the same time (default: CPU count, at most 4)")
+
+    def run(args: argparse.Namespace) -> int:
+        import yaml
+
+        from palbench.reports.render import build_reports
+
+        parameters = {k: yaml.safe_load(v) for k, v in args.parameter}
+        entries = build_reports(args.params, args.out, args.names or None, parameters, args.workers)
+        for name, (_, reason) in entries.items():
+            print(f"palbench report: {name}: " + (reason or f"{args.out}/{name}.ipynb, {args.out}/{name}.html"))
+        done = sum(r is None for _, r in entries.values())
+        print(f"palbench report: {done} reports" + ("" if args.names else f" -> {args.out}/index.html"))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_train,
-    _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate,
+    _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate, _add_report,
 ]  # fmt: skip
 
 

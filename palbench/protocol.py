@@ -37,6 +37,8 @@ from palbench.config import TrainConfig
 from palbench.errors import ConfigError
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "protocols"
+#: How a train stage starts ``palbench``: e.g. ``torchrun --nproc_per_node 8 -m palbench.cli`` for DDP.
+DEFAULT_LAUNCHER = "palbench"
 #: Settings that change nothing when PAL is off (pal_weight = 0).
 PAL_KEYS = ("method", "strategy", "c1", "prior_sigma", "landmark_noise")
 #: Keys a protocol must have.
@@ -85,6 +87,9 @@ def validate_protocol(proto: Any, where: str) -> None:
     missing = [k for k in SECTIONS if k not in proto]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    if not isinstance(proto.get("launcher", DEFAULT_LAUNCHER), str):
+        raise ConfigError(f"{where}: launcher: expected a command string such as 'palbench' or "
+                          f"'torchrun --nproc_per_node 8 -m palbench.cli'")
     data = proto["data"]
     for key in ("name", "command", "input", "args"):
         if not isinstance(data, dict) or key not in data:
@@ -215,8 +220,11 @@ def expand_runs(proto: Mapping) -> dict[str, dict]:
 
 
 def params_from_protocol(proto: Mapping) -> dict:
-    """The content of ``params.yaml`` for a protocol: its sections and the expanded ``runs``."""
-    return {**{k: proto[k] for k in proto if k != "runs"}, "runs": expand_runs(proto)}
+    """The content of ``params.yaml`` for a protocol: its sections, ``launcher`` and the expanded ``runs``."""
+    body = {k: proto[k] for k in proto if k != "runs"}
+    body.setdefault("launcher", DEFAULT_LAUNCHER)
+    body.setdefault("reports", {})  # notebook parameters (palbench.reports); dvc.yaml's reports stage reads it
+    return {**body, "runs": expand_runs(proto)}
 
 
 def write_params(proto: Mapping, path: str | Path = "params.yaml", source: str = "") -> Path:

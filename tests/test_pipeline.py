@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import time
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,48 @@ def test_changing_one_param_reruns_only_what_depends_on_it(smoke_project):
     assert "priors" in ran and not any(s.startswith(("train@", "dataset", "landmarks", "aggregate")) for s in ran), ran
 
 
+def test_queued_experiments_run_in_parallel_workers(smoke_project):
+    """The documented sweep: `dvc exp run --queue -S ...` twice, then `dvc queue start -j 2` (DVC's workers,
+    no scheduler of ours); both finish and `dvc exp show` lists them with their metrics."""
+    root, _ = smoke_project
+    pp.commit(root, "pipeline state")  # queued experiments start from a commit
+    dvc = str(pp.BIN / "dvc")
+    for n in (1, 2):
+        pp.run([dvc, "exp", "run", "--queue", "-S", f"priors.preview={n}", "-n", f"preview{n}"], root)
+    pp.run([dvc, "queue", "start", "-j", "2"], root)
+    deadline = time.monotonic() + 600
+    while True:
+        status = pp.run([dvc, "queue", "status"], root).stdout
+        if not re.search(r"\b(Queued|Running)\b", status) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    shown = json.loads(pp.run([dvc, "exp", "show", "--json"], root).stdout)
+    exps = {e["name"]: e for commit in shown for e in (commit.get("experiments") or [])
+            for e in [e["revs"][0]] if e.get("name")}
+    assert set(exps) >= {"preview1", "preview2"}, exps.keys()
+    for n in (1, 2):
+        data = exps[f"preview{n}"]["data"]
+        assert data["params"]["params.yaml"]["data"]["priors"]["preview"] == n
+        assert data["metrics"]["metrics.json"]["data"]["n_runs"] == 10
+
+
+def test_a_second_machine_gets_the_runs_from_a_shared_remote(smoke_project, tmp_path):
+    """Machine A pushes its outputs to a DVC remote and commits dvc.lock; machine B (a clone of the repository)
+    pulls them: `dvc repro` there runs nothing and the tables are A's."""
+    root, _ = smoke_project
+    dvc = str(pp.BIN / "dvc")
+    pp.run([dvc, "remote", "add", "-f", "-d", "shared", str(tmp_path / "remote")], root)
+    pp.run([dvc, "push"], root)
+    pp.commit(root, "machine A's runs")
+    other = tmp_path / "machine_b"
+    pp.run(["git", "clone", "-q", str(root), str(other)], tmp_path)
+    pp.run([dvc, "pull"], other)
+    res = pp.run([dvc, "repro"], other)
+    assert "Running stage" not in res.stdout, res.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(root / "results" / "runs.csv"), pd.read_csv(other / "results" / "runs.csv"))
+
+
 # ------------------------------------------------------------------------------------------- dry runs
 
 
@@ -107,6 +150,9 @@ def test_dry_run_resolves_every_protocol(tmp_path, protocol):
     root = pp.make_project(tmp_path / "project")
     _fake_licensed_data(root, protocol)
     pp.protocol(root, protocol)
+    if protocol == "rafdb-vgg16":  # DDP on a multi-GPU box: the documented launcher
+        text = (root / "params.yaml").read_text().replace("launcher: palbench", "launcher: torchrun --nproc_per_node 8 -m palbench.cli")
+        (root / "params.yaml").write_text(text)
     params = pr.read_params(root / "params.yaml")
     pp.run([str(pp.BIN / "dvc"), "repro", "dataset"], root)  # the real import of the fake tree (or synth)
     name = params["data"]["name"]
@@ -118,6 +164,8 @@ def test_dry_run_resolves_every_protocol(tmp_path, protocol):
     trains = 0
     for cmd in commands:
         argv = shlex.split(cmd)
+        if argv[:4] == ["torchrun", "--nproc_per_node", "8", "-m"] and argv[4] == "palbench.cli":
+            argv = ["palbench", *argv[5:]]
         if argv[0] != "palbench":
             continue
         args = parser.parse_args(_dashed(argv[1:]))  # argparse exits on any option the CLI does not know

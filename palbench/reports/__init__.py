@@ -1,0 +1,76 @@
+"""Notebook reports: every figure and table of the paper, drawn from ``results/``, ``runs/`` and ``priors/``.
+
+The notebooks in ``notebooks/`` (run by papermill: ``palbench report`` in the DVC pipeline, or by hand)
+keep their cells short and call these functions, which the tests call too:
+
+* :mod:`~palbench.reports.project` — the project root, params, provenance header, the reading at the end,
+  where figures (``reports/figures/*.png``) and tables (``reports/tables/*.csv``) are written;
+* :mod:`~palbench.reports.tables` — the study tables of ``results/`` formatted as the paper's tables, and
+  the sentences that read them (PAL − baseline, 95% CI, paired p);
+* :mod:`~palbench.reports.paper` — Table III's published rows (cited) beside ours, and the readings of the
+  comparison study (confusion, attention);
+* :mod:`~palbench.reports.figures` — the figures (matplotlib);
+* :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
+* :mod:`~palbench.reports.render` — executing the notebooks (papermill), HTML (nbconvert), ``index.html``
+  (not imported here: notebooks do not need papermill).
+
+No report trains anything or recomputes a statistic that ``palbench aggregate`` wrote.
+"""
+
+from palbench.reports.figures import plot_attributions, plot_confusions, plot_layers, plot_noise, plot_noisy_priors
+from palbench.reports.maps import attribution_maps, layer_positions, select_images
+from palbench.reports.paper import (
+    PAPER_TABLE_III,
+    attention_headline,
+    comparison_headline,
+    comparison_pair,
+    comparison_table,
+    confusion_headline,
+    confusion_titles,
+    prediction_table,
+    recall_table,
+    dataset_column,
+    paper_improvement,
+)
+from palbench.reports.project import (
+    NOTEBOOKS,
+    Project,
+    ReportError,
+    class_names,
+    find_root,
+    header_markdown,
+    open_project,
+    require_study,
+    save_figure,
+    save_table,
+    show_header,
+    show_headline,
+)
+from palbench.reports.tables import (
+    best_and_worst,
+    comparison_text,
+    confusion_counts,
+    noise_headline,
+    noise_row,
+    noise_table,
+    paper_style_table,
+    per_seed,
+    read_runs,
+    read_preview,
+    read_study,
+    row_normalise,
+    study_backbone,
+    study_title,
+    versus_clean,
+)
+
+__all__ = [
+    "attention_headline", "attribution_maps", "best_and_worst", "class_names", "comparison_headline",
+    "comparison_pair", "comparison_table", "comparison_text", "confusion_counts", "confusion_headline",
+    "confusion_titles", "dataset_column", "find_root", "header_markdown", "layer_positions", "noise_headline",
+    "noise_row", "noise_table", "NOTEBOOKS", "open_project", "paper_improvement", "paper_style_table",
+    "PAPER_TABLE_III", "per_seed", "plot_attributions", "plot_confusions", "plot_layers", "plot_noise",
+    "plot_noisy_priors", "prediction_table", "Project", "read_preview", "read_runs", "read_study",
+    "recall_table", "ReportError", "require_study", "row_normalise", "save_figure", "save_table",
+    "select_images", "show_header", "show_headline", "study_backbone", "study_title", "versus_clean",
+]  # fmt: skip

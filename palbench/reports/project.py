@@ -1,0 +1,265 @@
+"""Where a report's numbers come from: the project root, its params, provenance, and where figures go.
+
+Every notebook starts with :func:`open_project` (the nearest folder above the working directory that holds
+``dvc.yaml`` or ``params.yaml``, so ``papermill notebooks/x.ipynb ...`` from the repository root and a
+DVC stage both find it) and :func:`show_header` (protocol, dataset, seeds, date, git revision), and ends
+with :func:`show_headline` (the reading, computed from the data). Figures and tables are written under
+``<root>/<out>/figures`` and ``<root>/<out>/tables`` (``out = "reports"`` by default).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from palbench.errors import PalbenchError
+
+#: notebook -> (study it reads, what it reproduces). Order of the index.
+NOTEBOOKS: dict[str, tuple[str, str]] = {
+    "layers": ("layers", "Fig. 3 — accuracy of PAL at each layer"),
+    "ablation": ("ablation", "Table I — attribution method × channel strategy"),
+    "channels": ("channels", "Table II — constrained channels C1"),
+    "sensitivity": ("noise", "Fig. 4–5 — sensitivity to landmark noise"),
+    "confusion": ("comparison", "Fig. 6 — confusion matrices, baseline and PAL"),
+    "attributions": ("comparison", "Fig. 2/7 — priors and attribution maps"),
+    "comparison": ("comparison", "Table III — the paper's rows beside ours"),
+}
+#: Defaults of the protocol's optional ``reports`` section.
+REPORT_DEFAULTS: dict[str, Any] = {"sigma": None, "n_images": 7}
+
+
+class ReportError(PalbenchError):
+    """A report cannot be drawn from what is on disk (missing study, σ without results, ...)."""
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) with ``dvc.yaml`` or
+    ``params.yaml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params.yaml").is_file() or (folder / "dvc.yaml").is_file():
+            return folder
+    raise ReportError(f"{here}: no params.yaml or dvc.yaml here or above; run the notebook inside the project "
+                      "(or pass -p root PATH)")
+
+
+@dataclass
+class Project:
+    """A project's root, its ``params.yaml`` (runs expanded) and the report output folder.
+
+    Attributes:
+        root: the project root.
+        params: the content of ``params.yaml``.
+        out: where figures (``out/figures``) and tables (``out/tables``) go.
+    """
+
+    root: Path
+    params: dict
+    out: Path
+
+    @property
+    def protocol(self) -> str:
+        return str(self.params["protocol"])
+
+    @property
+    def data_name(self) -> str:
+        return str(self.params["data"]["name"])
+
+    @property
+    def split(self) -> str:
+        return str(self.params["evaluate"]["split"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.params["seeds"]]
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def setting(self, key: str) -> Any:
+        """``reports.<key>`` of params.yaml, else :data:`REPORT_DEFAULTS`."""
+        section = self.params.get("reports") or {}
+        return section.get(key, REPORT_DEFAULTS.get(key))
+
+    def has_study(self, study: str) -> bool:
+        return study in (self.params.get("studies") or {})
+
+    def repro_hint(self) -> str:
+        """The command that (re)produces this protocol's results."""
+        return f"`palbench protocol {self.protocol} && dvc repro`"
+
+    def protocol_file(self) -> str:
+        return f"benchmarks/protocols/{self.protocol}.yaml"
+
+
+#: params.yaml sections the reports read.
+PARAMS_KEYS = ("protocol", "data", "train", "evaluate", "seeds", "studies")
+
+
+def read_params_file(path: Path) -> dict:
+    """``params.yaml`` as ``palbench protocol`` wrote it. Its ``runs`` are not re-expanded here (the pipeline
+    checked them; :mod:`palbench.protocol` would cost every notebook a torch import): the settings of each
+    configuration come from ``results/runs.csv``."""
+    import yaml
+
+    if not path.is_file():
+        raise ReportError(f"{path}: not found; write it with `palbench protocol NAME`, then run `dvc repro`")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ReportError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    missing = [k for k in PARAMS_KEYS if not isinstance(params, dict) or k not in params]
+    if missing:
+        raise ReportError(f"{path}: missing key(s) {', '.join(missing)}; regenerate it with `palbench protocol NAME`")
+    return params
+
+
+def open_project(root: str | Path | None = None, out: str | Path = "reports") -> Project:
+    """Read ``<root>/params.yaml`` (root found by :func:`find_root` when ``None``); ``out`` is relative to it."""
+    root = find_root(root) if root is None else Path(root).resolve()
+    params = read_params_file(root / "params.yaml")
+    check_reports_section(params.get("reports"), root / "params.yaml")
+    out = Path(out)
+    return Project(root=root, params=params, out=out if out.is_absolute() else root / out)
+
+
+def check_reports_section(section: Any, where: Path) -> None:
+    """``reports`` of params.yaml: optional mapping of ``sigma`` (number) and ``n_images`` (int >= 1)."""
+    if section is None:
+        return
+    if not isinstance(section, dict) or set(section) - set(REPORT_DEFAULTS):
+        raise ReportError(f"{where}: reports: expected a mapping with keys among {', '.join(REPORT_DEFAULTS)}, "
+                          f"got {section!r}")
+    sigma, n = section.get("sigma"), section.get("n_images", 1)
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0):
+        raise ReportError(f"{where}: reports.sigma: expected a landmark-noise σ >= 0, got {sigma!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ReportError(f"{where}: reports.n_images: expected an integer >= 1, got {n!r}")
+
+
+def require_study(project: Project, notebook: str) -> str:
+    """The study ``notebook`` reads; a clear error when the protocol has none or it has no results yet."""
+    study, what = NOTEBOOKS[notebook]
+    if not project.has_study(study):
+        raise ReportError(
+            f"protocol {project.protocol} has no `{study}` study, which {what.split(' — ')[0]} needs: add "
+            f"studies.{study} to {project.protocol_file()}, then run {project.repro_hint()}")
+    path = project.path("results", f"{study}.csv")
+    if not path.is_file():
+        raise ReportError(f"{path}: not found; produce the results with {project.repro_hint()}")
+    return study
+
+
+def git_revision(root: Path) -> str:
+    """``abc1234`` (``+ uncommitted changes`` when tracked files differ from HEAD), or ``unknown``."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
+    try:
+        rev = git("rev-parse", "--short", "HEAD")
+        if rev.returncode != 0:
+            return "unknown (not a git repository with a commit)"
+        dirty = git("diff", "--quiet", "HEAD", "--").returncode != 0
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    return rev.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
+def dataset_line(project: Project) -> str:
+    """``synth (`palbench synth`, 700 test images)`` from params and the dataset's meta.json."""
+    data = project.params["data"]
+    counts = ""
+    meta = project.path("data", project.data_name, "meta.json")
+    if meta.is_file():
+        n = json.loads(meta.read_text()).get("counts", {}).get(project.split, {})
+        counts = f", {sum(n.values())} {project.split} images" if n else ""
+    return f"`{project.data_name}` (`palbench {data['command']}`{counts})"
+
+
+def provenance(project: Project) -> dict[str, str]:
+    """Where a report's numbers come from: ``protocol, protocol_file, dataset, split, backbone, seeds, date,
+    revision`` (strings, Markdown code spans allowed)."""
+    train = project.params["train"]
+    seeds = ", ".join(str(s) for s in project.seeds)
+    return {
+        "protocol": project.protocol,
+        "protocol_file": project.protocol_file(),
+        "dataset": dataset_line(project),
+        "split": project.split,
+        "backbone": f"{arch_name(train['arch'], train.get('width', 1.0))} at {train['size']} px",
+        "seeds": f"{seeds} (n = {len(project.seeds)})",
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "revision": git_revision(project.root),
+    }
+
+
+def header_markdown(project: Project, notebook: str) -> str:
+    """Provenance of a report: what it reproduces, protocol, dataset, backbone, seeds, split, date, revision."""
+    p = provenance(project)
+    return (
+        f"**{NOTEBOOKS[notebook][1]}** — measured here, not the paper's numbers.\n\n"
+        f"* protocol **{p['protocol']}** (`params.yaml`, from `{p['protocol_file']}`)\n"
+        f"* dataset {p['dataset']}; metrics on the **{p['split']}** split\n"
+        f"* default backbone {p['backbone']}; seeds {p['seeds']}: mean ± std, 95% t-interval over seeds, "
+        "paired t-test against the baseline over the same seeds\n"
+        f"* rendered {p['date']} from git revision `{p['revision']}`"
+    )
+
+
+def class_names(project: Project) -> list[str]:
+    """The dataset's class names (meta.json), else palbench's class order."""
+    from palbench.data.canonical import CLASSES
+
+    meta = project.path("data", project.data_name, "meta.json")
+    classes = json.loads(meta.read_text()).get("classes") if meta.is_file() else None
+    return list(classes or CLASSES)
+
+
+def arch_name(arch: str, width: float = 1.0) -> str:
+    """``VGG16-BN ×0.125`` / ``ResNet50``."""
+    name = {"vgg16": "VGG16", "vgg16_bn": "VGG16-BN", "resnet50": "ResNet50"}.get(arch, arch)
+    return name if float(width) == 1.0 else f"{name} ×{float(width):g}"
+
+
+def show_header(project: Project, notebook: str) -> None:
+    """Display :func:`header_markdown` (Markdown output of the cell)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(header_markdown(project, notebook)))
+
+
+def show_headline(text: str) -> None:
+    """Display the reading as Markdown, with the plain text as ``text/plain`` (the index reads it)."""
+    from IPython.display import display
+
+    display({"text/markdown": f"**Reading.** {text}", "text/plain": text}, raw=True)
+
+
+def publish(path: Path) -> Path:
+    """Make a report file readable by all (atomic writes create files only their owner can read)."""
+    path.chmod(0o644)
+    return path
+
+
+def save_figure(fig, project: Project, name: str, dpi: int = 150) -> Path:
+    """Write ``fig`` to ``<out>/figures/<name>.png`` (atomically; same data, same bytes) and return the path."""
+    from palbench.io import atomic_path
+
+    path = project.out / "figures" / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return publish(path)
+
+
+def save_table(table, project: Project, name: str) -> Path:
+    """Write a (formatted) table to ``<out>/tables/<name>.csv`` (atomically) and return the path."""
+    from palbench.io import atomic_path
+
+    path = project.out / "tables" / f"{name}.csv"
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=True)
+    return publish(path)

@@ -1,0 +1,299 @@
+"""The notebook reports (palbench.reports, notebooks/*.ipynb, the DVC reports stage).
+
+The executed notebooks come from the session's smoke pipeline (``smoke_project``: the whole ``dvc repro``
+of the ``smoke`` protocol, whose reports stage runs every notebook with papermill); the papermill command
+lines run in a copy of its results, so the pipeline project stays as DVC left it. The plotting and formatting
+functions are also checked on a three-seed table built here, where intervals exist.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+matplotlib.use("Agg")  # the test process only; the notebooks use papermill's inline backend
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from palbench import reports as r  # noqa: E402
+from palbench.reports import render  # noqa: E402
+from palbench.results import study_table  # noqa: E402
+
+BIN = Path(sys.executable).parent
+FIGURES = {"layers": ["layers"], "sensitivity": ["sensitivity_sigma4", "noisy_priors_sigma4"],
+           "confusion": ["confusion"], "attributions": ["attributions"]}
+TABLES = {"layers": "layers", "ablation": "ablation", "channels": "channels", "sensitivity": "sensitivity_sigma4",
+          "confusion": "confusion", "attributions": "attributions", "comparison": "comparison"}
+
+
+def outputs(nb: dict) -> list[dict]:
+    return [o for cell in nb["cells"] for o in cell.get("outputs", [])]
+
+
+def text_overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of a figure whose bounding boxes intersect."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer).shrunk(0.98, 0.98)) for t in texts]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+
+
+@pytest.fixture(scope="module")
+def project(smoke_project):
+    root, _ = smoke_project
+    return r.open_project(root)
+
+
+@pytest.fixture(scope="module")
+def copy(smoke_project, tmp_path_factory):
+    """What the notebooks read, copied out of the pipeline project (its reports/ is a DVC output)."""
+    root, _ = smoke_project
+    dst = tmp_path_factory.mktemp("reports") / "project"
+    dst.mkdir()
+    for d in ("notebooks", "results", "priors", "data"):
+        shutil.copytree(root / d, dst / d)
+    for f in ("params.yaml", "dvc.yaml"):
+        shutil.copy(root / f, dst / f)
+    return dst
+
+
+def papermill(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``papermill ARGS`` as typed at the project root (stdout captured, so not a terminal)."""
+    import pipeline_project as pp
+
+    return subprocess.run([str(BIN / "papermill"), *args], cwd=cwd, env=pp.env(), capture_output=True, text=True,
+                          timeout=300)
+
+
+# ---------------------------------------------------------------- the reports stage of the smoke pipeline
+def test_reports_stage_writes_every_report_and_the_index(smoke_project):
+    root, stdout = smoke_project
+    assert "palbench report: 7 reports -> reports/index.html" in stdout
+    index = (root / "reports" / "index.html").read_text()
+    for name in r.NOTEBOOKS:
+        assert f'href="{name}.html"' in index
+        html = (root / "reports" / f"{name}.html").read_text()
+        assert "Reading." in html and "protocol <strong>smoke</strong>" in html
+        assert html.count('src="data:image/png;base64') == len(FIGURES.get(name, [])), name
+        assert "<table" in html
+    assert "git revision" in index and "protocol <b>smoke</b>" in index
+
+
+@pytest.mark.parametrize("name", list(r.NOTEBOOKS))
+def test_executed_notebook_has_no_error_and_its_figures_and_table(smoke_project, name):
+    root, _ = smoke_project
+    nb = json.loads((root / "reports" / f"{name}.ipynb").read_text())
+    outs = outputs(nb)
+    assert not [o for o in outs if o["output_type"] == "error"]
+    assert not [o for o in outs if o["output_type"] == "stream" and o["name"] == "stderr"], "warnings in a report"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3" and nb["metadata"]["language_info"]["name"] == "python"
+    assert nb["metadata"]["papermill"]["parameters"]["out"] == "reports"
+    images = [o for o in outs if "image/png" in o.get("data", {})]
+    assert len(images) == len(FIGURES.get(name, []))
+    assert any("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in outs)
+    header = "".join(outs[0]["data"]["text/markdown"])
+    assert "protocol **smoke**" in header and "git revision" in header and "seeds 0 (n = 1)" in header
+    reading = render.headline(root / "reports" / f"{name}.ipynb")
+    assert reading and "nan" not in reading.lower()
+    for fig in FIGURES.get(name, []):
+        with Image.open(root / "reports" / "figures" / f"{fig}.png") as im:
+            assert im.format == "PNG" and min(im.size) > 300
+    table = pd.read_csv(root / "reports" / "tables" / f"{TABLES[name]}.csv")
+    assert len(table) >= 2
+
+
+def test_source_notebooks_are_clean_and_parameterised():
+    import nbformat
+
+    for name in r.NOTEBOOKS:
+        nb = nbformat.read(Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "python3" and nb.metadata.language_info.name == "python"
+        tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+        assert tags.count("parameters") == 1 and tags.count("headline") == 1, name
+        assert nb.cells[-1].metadata.get("tags") == ["headline"], "the reading comes last"
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+        assert "matplotlib.use" not in code and "Agg" not in code
+        assert "palbench.train" not in code and "fit(" not in code, "reports read results, never train"
+
+
+# ---------------------------------------------------------------- papermill by hand
+def test_papermill_sigma_example_without_output_path(copy):
+    """`papermill notebooks/sensitivity.ipynb -p sigma 4`: the notebook to stdout, figure and table on disk."""
+    res = papermill(["notebooks/sensitivity.ipynb", "-p", "sigma", "4"], copy)
+    assert res.returncode == 0, res.stderr[-2000:]
+    nb = json.loads(res.stdout)
+    assert nb["metadata"]["papermill"]["parameters"] == {"sigma": 4}
+    assert not [o for o in outputs(nb) if o["output_type"] == "error"]
+    for f in ("figures/sensitivity_sigma4.png", "figures/noisy_priors_sigma4.png", "tables/sensitivity_sigma4.csv"):
+        assert (copy / "reports" / f).is_file(), f
+    table = pd.read_csv(copy / "reports" / "tables" / "sensitivity_sigma4.csv")
+    assert table.loc[table["shown"] == "◀", "landmark noise σ"].tolist() == ["4"]
+
+
+def test_papermill_sigma_example_with_output_path_highlights_sigma(copy, smoke_project):
+    res = papermill(["notebooks/sensitivity.ipynb", "out.ipynb", "-p", "sigma", "4"], copy)
+    assert res.returncode == 0, res.stderr[-2000:]
+    nb = json.loads((copy / "out.ipynb").read_text())
+    assert len([o for o in outputs(nb) if "image/png" in o.get("data", {})]) == 2
+    assert "σ = 4" in render.headline(copy / "out.ipynb")
+    # same data, same figure as the pipeline's: running it by hand leaves the DVC output unchanged
+    root, _ = smoke_project
+    name = "figures/sensitivity_sigma4.png"
+    assert (copy / "reports" / name).read_bytes() == (root / "reports" / name).read_bytes()
+
+
+def test_sigma_without_results_names_the_command(copy):
+    res = papermill(["notebooks/sensitivity.ipynb", "out3.ipynb", "-p", "sigma", "3"], copy)
+    assert res.returncode != 0
+    assert "σ = 3 has no results in results/noise.csv (studied: 0, 4)" in res.stderr
+    assert "`palbench protocol smoke && dvc repro`" in res.stderr
+    assert not (copy / "reports" / "figures" / "sensitivity_sigma3.png").exists()
+
+
+def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
+    from palbench.protocol import read_params, write_params
+
+    root, _ = smoke_project
+    for d in ("notebooks", "results"):
+        shutil.copytree(root / d, tmp_path / d)
+    params = read_params(root / "params.yaml")
+    del params["studies"]["layers"]
+    write_params({k: v for k, v in params.items() if k != "runs"}, tmp_path / "params.yaml")
+    entries = render.build_reports(tmp_path / "params.yaml", tmp_path / "reports", ["layers"])
+    assert entries == {"layers": (None, "not in protocol smoke (no `layers` study)")}
+    project = r.open_project(tmp_path)
+    plan = render.plan(project)
+    assert plan["layers"] == "not in protocol smoke (no `layers` study)" and plan["comparison"] is None
+    index = render.index_html(project, {n: ("reading", why) for n, why in plan.items()})
+    assert '<li class="absent"><b>Fig. 3 — accuracy of PAL at each layer</b> — not in protocol smoke' in index
+    assert index.count('<a href="') == 2 * 6
+    res = papermill(["notebooks/layers.ipynb", "layers.ipynb"], tmp_path)
+    assert res.returncode != 0
+    assert ("ReportError: protocol smoke has no `layers` study, which Fig. 3 needs: add studies.layers to "
+            "benchmarks/protocols/smoke.yaml, then run `palbench protocol smoke && dvc repro`") in res.stderr
+
+
+def test_report_cli_errors_in_one_line(copy, tmp_path):
+    import pipeline_project as pp
+
+    res = pp.run([str(BIN / "palbench"), "report", "nosuch", "--params", str(copy / "params.yaml"),
+                  "--out", str(tmp_path / "x")], copy, check=False)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "palbench: error: unknown report(s) nosuch; expected among layers, ablation, channels, sensitivity, "
+        "confusion, attributions, comparison"]
+
+
+# ---------------------------------------------------------------- library functions, three seeds
+def three_seed_table(by: str, values: list, rng_seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """A study table as `palbench aggregate` writes it: baseline + one configuration per value, 3 seeds."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for i, v in enumerate([None, *values]):
+        config = "base" if v is None else f"pal-{v}"
+        for seed in range(3):
+            rows.append({"config": config, "seed": seed, "test_accuracy": 0.2 + 0.03 * i + 0.02 * rng.random()})
+    runs = pd.DataFrame(rows)
+    table = study_table(runs, ["config"], {"config": "base"})
+    table.loc[0, "config"] = "base"
+    table.insert(1, "baseline", [True] + [False] * len(values))
+    table.insert(2, by, [None, *values])
+    return table, {c: dict(zip(g["seed"], g["test_accuracy"])) for c, g in runs.groupby("config")}
+
+
+def test_comparison_text_and_formats():
+    table, _ = three_seed_table("layer", ["conv4"])
+    row = table.iloc[1]
+    text = r.comparison_text(row)
+    assert text.startswith(f"PAL − baseline = {100 * row['diff']:+.1f} points, 95% CI [")
+    assert "paired p = " in text and "(n = 3 seeds)" in text
+    one = row.copy()
+    one[["diff_ci_low", "diff_ci_high", "p"]] = np.nan
+    one["n_pairs"] = 1
+    assert r.comparison_text(one).endswith("(1 paired seed: no CI or p-value)")
+    from palbench.reports.tables import c1_name, channels_name, p_value
+
+    assert [c1_name(c) for c in (0.25, 0.5, 0.75, 1.0)] == ["C/4", "C/2", "3C/4", "C"]
+    assert [channels_name(s, c) for s, c in (("all", 1.0), ("mean", 1.0), ("mean", 0.5))] == [
+        "All Channels", "Mean", "Mean of half"]
+    assert p_value(0.0004) == "< 0.001" and p_value(float("nan")) == "–"
+
+
+def test_select_images_takes_classes_in_turn():
+    labels = np.array([3, 0, 0, 1, 3, 1, 0])
+    valid = np.array([True, True, False, True, True, True, True])
+    assert r.select_images(labels, valid, 5).tolist() == [1, 3, 0, 6, 5]
+    assert r.select_images(labels, np.zeros(7, bool), 3).tolist() == []
+
+
+def test_row_normalise_leaves_absent_classes_undefined():
+    m = r.row_normalise(np.array([[2, 2], [0, 0]]))
+    assert m[0].tolist() == [0.5, 0.5] and np.isnan(m[1]).all()
+
+
+def test_paper_rows_are_the_papers():
+    """The published Table III rows, as printed in the paper (checked against its text where it is here)."""
+    paper = Path(__file__).resolve().parents[2] / "shared" / "paper" / "pal-icpr2022.txt"
+    assert r.paper_improvement() == {"RAF-DB": 0.94, "AffectNet": 3.69}
+    if not paper.is_file():
+        pytest.skip("paper text not available")
+    lines = paper.read_text().splitlines()
+    for method, raf, aff in r.PAPER_TABLE_III:
+        cells = [f"{v:g}" if v is not None else "—" for v in (raf, aff)]
+        assert any(line.split("\t") == [method, *cells] or line.split("\t")[:1] == [method] and
+                   [c.rstrip("0") for c in line.split("\t")[1:]] == [c.rstrip("0") for c in cells]
+                   for line in lines), method
+
+
+def test_layer_and_noise_plots_with_intervals():
+    table, seeds = three_seed_table("layer", ["conv4", "conv10", "conv13"])
+    positions = r.layer_positions("vgg16_bn", 64)
+    assert [p["name"] for p in positions if p["before_pool"]] == ["conv2", "conv4", "conv7", "conv10", "conv13"]
+    fig = r.plot_layers(table, positions, seeds, "PAL at each layer — test")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() == "test accuracy (%)"
+    assert len([line for line in ax.lines if line.get_linestyle() == "--"]) == 5  # max-pool lines
+    assert not text_overlaps(fig)
+    plt.close(fig)
+    table, seeds = three_seed_table("landmark_noise", [0.0, 2.0, 4.0])
+    fig = r.plot_noise(table, 4, seeds, "noise — test")
+    assert not text_overlaps(fig) and "σ = 4" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    plt.close(fig)
+
+
+def test_pipeline_figures_have_no_overlapping_text(project):
+    """The smoke results' figures, redrawn in this process: no label runs into another."""
+    table = r.read_study(project, "comparison")
+    base_config, pal_config = r.comparison_pair(project, table)
+    base, classes, n = r.confusion_counts(project, base_config)
+    pal, _, _ = r.confusion_counts(project, pal_config)
+    titles = r.confusion_titles(project, table, n)
+    figs = [r.plot_confusions(r.row_normalise(base), r.row_normalise(pal), classes, titles),
+            r.plot_attributions(r.attribution_maps(project, base_config, pal_config, 0, 4), r.class_names(project)),
+            r.plot_noisy_priors(r.read_preview(project, 4), 4)]
+    for fig in figs:
+        overlaps = [(a, b) for a, b in text_overlaps(fig)
+                    if not (a.lstrip("+-–").isdigit() and b.lstrip("+-–").isdigit())]
+        assert not overlaps
+        plt.close(fig)
+
+
+def test_confusion_reading_names_the_largest_gain_and_loss():
+    table, _ = three_seed_table("pal_weight", [1.0])
+    base = np.array([[8, 2], [5, 5]])
+    text = r.confusion_headline(table, base, np.array([[6, 4], [1, 9]]), ["fear", "anger"], 3)
+    assert text.startswith(r.comparison_text(table.iloc[1]))
+    assert text.endswith("3 seeds pooled: largest gain anger +40.0 points, largest loss fear -20.0 points.")
+    assert r.confusion_headline(table, base, base, ["fear", "anger"], 3).endswith("pooled: no class changes.")
