@@ -7,10 +7,11 @@ run (``train``), the seeds, and the studies of the paper::
       layers:                       # Fig. 3
         set: {method: grad, strategy: mean, c1: 0.5}
         vary: {layer: [conv4, conv7, conv10, conv13]}
-      ablation:                     # Table I: a list value that holds mappings is a set of variants
+      ablation:                     # Table I: a list of points instead of a product
         vary:
-          method: [grad, grad_input]
-          channels: [{strategy: all, c1: 1.0}, {strategy: mean, c1: 1.0}, {strategy: mean, c1: 0.5}]
+          - {method: grad, strategy: all, c1: 1.0}
+          - {method: grad, strategy: mean, c1: 1.0}
+          - ...
 
 A study's configurations are ``train`` defaults + ``set`` + one point of the product of ``vary``; its
 baseline is the same with ``pal_weight = 0``. ``landmark_noise`` (σ of the priors stage) selects the
@@ -119,8 +120,15 @@ def validate_protocol(proto: Any, where: str) -> None:
         raise ConfigError(f"{where}: priors.noise_sigmas must contain 0 (the landmarks as detected), got {sigmas}")
 
 
-def _points(vary: Mapping[str, list]) -> list[dict]:
-    """The product of ``vary``; a list item that is a mapping contributes all of its keys."""
+def _points(vary: Mapping[str, list] | list[dict]) -> list[dict]:
+    """The product of ``vary``; a list item that is a mapping contributes all of its keys. A list of mappings
+    instead of a mapping lists the points themselves (e.g. the five PAL rows of the paper's Table I)."""
+    if isinstance(vary, list):
+        if not vary or not all(isinstance(p, dict) and p for p in vary):
+            raise ConfigError(f"vary: expected a mapping of lists or a non-empty list of mappings, got {vary!r}")
+        return [dict(p) for p in vary]
+    if not isinstance(vary, dict):
+        raise ConfigError(f"vary: expected a mapping of lists or a non-empty list of mappings, got {vary!r}")
     for key, values in vary.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"vary.{key}: expected a non-empty list, got {values!r}")

@@ -200,4 +200,4 @@ def aggregate(params_path: str | Path = "params.yaml", runs_dir: str | Path = "r
 
 def _finite(v: object) -> float | None:
     v = float(v)
-    return None if math.isnan(v) else round(v, 6)
+    return None if math.isnan(v) else float(f"{v:.6g}")  # 6 significant digits (p-values can be tiny)

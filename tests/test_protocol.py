@@ -57,7 +57,8 @@ def test_paper_grid_on_rafdb():
     assert layers == [f"conv{i}" for i in range(1, 14)]
     ablation = {(r["settings"]["method"], r["settings"]["strategy"], r["settings"]["c1"])
                 for r in rows if r["study"] == "ablation" and not r["baseline"]}
-    assert len(ablation) == 6
+    assert ablation == {("grad", "all", 1.0), ("grad", "mean", 1.0), ("grad_input", "mean", 1.0),
+                        ("grad", "mean", 0.5), ("grad_input", "mean", 0.5)}  # the paper's Table I rows
     assert [r["settings"]["c1"] for r in rows if r["study"] == "channels" and not r["baseline"]] == [0.25, 0.5, 0.75, 1.0]
     assert [r["settings"]["landmark_noise"] for r in rows if r["study"] == "noise" and not r["baseline"]] == list(range(6))
     t = proto["train"]
@@ -85,6 +86,8 @@ def _proto(**changes):
         ({"studies": {"bad": {"vary": {"colour": ["red"]}}}}, "unknown key(s) colour"),
         ({"studies": {"bad": {"vary": {"layer": []}}}}, "vary.layer: expected a non-empty list"),
         ({"studies": {"bad": {"grid": {}}}}, "expected keys among title, set, vary"),
+        ({"studies": {"bad": {"vary": [{}]}}}, "vary: expected a mapping of lists or a non-empty list of mappings"),
+        ({"studies": {"bad": {"vary": "layer"}}}, "vary: expected a mapping of lists or a non-empty list of mappings"),
         ({"seeds": [0, 0]}, "repeated seed"),
         ({"seeds": []}, "seeds: expected a non-empty list"),
         ({"data": {"name": "a/b", "command": "synth", "input": ".", "args": {}}}, "data.name"),
