@@ -102,10 +102,8 @@ def study_table(
     def extras(group: pd.DataFrame) -> dict:
         out = {}
         for m in extra:
-            x = pd.to_numeric(group[m], errors="coerce").to_numpy(dtype=np.float64)
-            x = x[~np.isnan(x)]
-            out[f"{m}_mean"] = float(x.mean()) if len(x) else math.nan
-            out[f"{m}_std"] = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+            s = summarize(pd.to_numeric(group[m], errors="coerce").to_numpy(dtype=np.float64))
+            out[f"{m}_mean"], out[f"{m}_std"] = s["mean"], s["std"]
         return out
 
     mask = np.ones(len(runs), dtype=bool)

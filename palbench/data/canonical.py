@@ -182,11 +182,7 @@ def read_dataset(
     if explicit and not lm_path.is_file():
         raise DataError(f"{lm_path}: landmark file not found; expected a .npy [N,68,2] from `palbench landmarks`")
     if lm_path.is_file() and load_landmarks:
-        try:
-            landmarks = np.load(lm_path, allow_pickle=False)
-        except ValueError as e:
-            raise DataError(f"{lm_path}: unreadable .npy ({e})") from None
-        landmarks = validate_landmarks(landmarks, len(samples), str(lm_path))
+        landmarks = _read_landmarks(lm_path, len(samples))
         if (lm_path.parent / "landmarks.json").is_file():
             meta = {**meta, **_read_json(lm_path.parent / "landmarks.json")}
     elif require_landmarks:
@@ -201,11 +197,16 @@ def load_landmark_set(data: CanonicalDataset, path: str | Path | None) -> np.nda
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: landmark set not found (run `palbench landmarks` / `palbench priors` first)")
+    return _read_landmarks(path, len(data))
+
+
+def _read_landmarks(path: Path, n_rows: int) -> np.ndarray:
+    """Load and validate a landmark file ``[n_rows, 68, 2]``; an unreadable file is a one-line DataError."""
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: unreadable .npy ({str(e).splitlines()[0]})") from None
-    return validate_landmarks(array, len(data), str(path))
+    return validate_landmarks(array, n_rows, str(path))
 
 
 def _read_json(path: Path) -> dict:
