@@ -107,21 +107,47 @@ def export_model(run: str | Path, out_dir: str | Path, formats: Sequence[str] = 
     with torch.no_grad():
         k = int(model(example).shape[1])
     if "torchscript" in formats:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the portable format
-            traced = torch.jit.trace(model, example)
-            with atomic_path(out / FILES["torchscript"]) as tmp:
-                torch.jit.save(traced, str(tmp))
+        _export_torchscript(model, example, out / FILES["torchscript"])
     if "onnx" in formats:
-        with atomic_path(out / FILES["onnx"]) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            batch = torch.export.Dim("batch", min=1)
-            torch.onnx.export(
-                model, (example,), str(tmp), input_names=["image"], output_names=["logits"], opset_version=ONNX_OPSET,
-                dynamo=True, external_data=False, verbose=False, dynamic_shapes=({0: batch},),
-            )  # fmt: skip
-    names = list(CLASSES) if k == len(CLASSES) else [str(i) for i in range(k)]
+        _export_onnx(model, example, out / FILES["onnx"])
     info = {
+        **_model_info(model, cfg, k),
+        "source_run": str(run),
+        "source_checkpoint_sha256": _sha256(ckpt),
+        "pal": {k2: getattr(cfg, k2) for k2 in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
+        "files": {f: FILES[f] for f in formats},
+        "onnx_opset": ONNX_OPSET if "onnx" in formats else None,
+        "torch_version": torch.__version__,
+    }
+    write_json(out / "model.json", info)
+    return info
+
+
+def _export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """``torch.jit.trace`` on ``example`` ``[B, 3, S, S]``, saved atomically at ``path``."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the portable format
+        traced = torch.jit.trace(model, example)
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp))
+
+
+def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """ONNX (opset :data:`ONNX_OPSET`, dynamo exporter, dynamic batch axis), input ``image`` output ``logits``,
+    weights inside the file, saved atomically at ``path``."""
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(
+            model, (example,), str(tmp), input_names=["image"], output_names=["logits"], opset_version=ONNX_OPSET,
+            dynamo=True, external_data=False, verbose=False, dynamic_shapes=({0: batch},),
+        )  # fmt: skip
+
+
+def _model_info(model: torch.nn.Module, cfg, k: int) -> dict:
+    """The part of ``model.json`` that describes the model: classes, input, output (``k`` logits), arch."""
+    names = list(CLASSES) if k == len(CLASSES) else [str(i) for i in range(k)]
+    return {
         "classes": names,
         "input": {
             "name": "image",
@@ -135,12 +161,4 @@ def export_model(run: str | Path, out_dir: str | Path, formats: Sequence[str] = 
         "output": {"name": "logits", "shape": ["batch", k], "meaning": "logits; softmax gives the class probabilities"},
         "arch": cfg.arch,
         "width": cfg.width,
-        "source_run": str(run),
-        "source_checkpoint_sha256": _sha256(ckpt),
-        "pal": {k2: getattr(cfg, k2) for k2 in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
-        "files": {f: FILES[f] for f in formats},
-        "onnx_opset": ONNX_OPSET if "onnx" in formats else None,
-        "torch_version": torch.__version__,
     }
-    write_json(out / "model.json", info)
-    return info

@@ -5,8 +5,10 @@ No test touches the network: face_alignment weights are random state dicts this 
 
 from __future__ import annotations
 
+import ast
 import json
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ from PIL import Image
 from palbench.cli import main
 from palbench.data.canonical import dataset_writer, read_dataset, write_tables
 from palbench.errors import ConfigError, DataError, WeightsError
-from palbench.landmarks import BACKENDS, compute_landmarks, get_backend
+from palbench.landmarks import BACKENDS, compute_landmarks, get_backend, image_size, load_image
 
 H, W = 48, 64  # small canonical images: 64 wide, 48 high
 
@@ -72,6 +74,38 @@ def test_unknown_backend_lists_valid_ones():
     with pytest.raises(ConfigError, match=r"unknown option\(s\) colour; expected none"):
         get_backend("truth", colour="red")
     assert set(BACKENDS) == {"truth", "file", "dlib", "face_alignment"}
+
+
+def test_backends_import_base_not_the_package():
+    # palbench.landmarks imports its backends lazily; they must not import it back (only .base, .file).
+    import palbench.landmarks
+
+    root = Path(palbench.landmarks.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert "palbench.landmarks" not in modules, path.name
+        if path.name == "base.py":
+            assert not {m for m in modules if m.startswith("palbench.landmarks.")}, modules
+
+
+def test_image_readers_name_the_file(tmp_path):
+    path = tmp_path / "face.png"
+    Image.fromarray(np.full((H, W, 3), 90, np.uint8)).save(path)
+    assert image_size(path) == (H, W) and load_image(path).shape == (H, W, 3)
+    path.write_bytes(path.read_bytes()[:60])  # header intact, pixel data cut: fails while decoding
+    assert image_size(path) == (H, W)
+    with pytest.raises(DataError, match=r"face\.png: unreadable image \(") as e:
+        load_image(path)
+    assert "\n" not in str(e.value)
+    for reader in (load_image, image_size):
+        with pytest.raises(DataError, match=r"absent\.png: image not found \(listed in samples\.csv\)"):
+            reader(tmp_path / "absent.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"junk\.png: unreadable image"):
+        image_size(tmp_path / "junk.png")
 
 
 def test_truth_round_trip(small, capsys):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from palbench.models import (
     describe_layers,
     flops_above,
     layer_catalogue,
+    load_weights,
     resolve_layer,
 )
 
@@ -29,9 +32,13 @@ VGG_BLOCKS = [2, 2, 3, 3, 3]
 RESNET_STAGES = {"layer1": 3, "layer2": 4, "layer3": 6, "layer4": 3}
 
 
-def _build(arch: str, seed: int = 0, **kw) -> nn.Module:
+def _build(arch: str, seed: int = 0, weights: str | None = None, **kw) -> nn.Module:
+    """``build_model(arch, **kw)`` seeded with ``seed``, then ``load_weights(model, weights)`` if given."""
     torch.manual_seed(seed)
-    return build_model(arch, **kw)
+    model = build_model(arch, **kw)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,26 @@ def test_build_basics() -> None:
         build_model("vgg16", width=0)
     with pytest.raises(ConfigError, match="num_classes"):
         build_model("vgg16", num_classes=0)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at module level or inside functions (``import``/``from ... import``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_model_modules_import_one_way() -> None:
+    # backbones -> weights -> layout, backbones -> layout: never back (no cycle hidden in a lazy import).
+    import palbench.models
+
+    root = Path(palbench.models.__file__).parent
+    assert "palbench.models.backbones" not in _imported_modules(root / "weights.py")
+    assert not {"palbench.models.backbones", "palbench.models.weights"} & _imported_modules(root / "layout.py")
 
 
 def test_same_seed_same_model() -> None:
@@ -230,13 +257,13 @@ def test_vgg_face_import(tmp_path) -> None:
     bad = dict(sd, **{"conv3_2.weight": torch.zeros(5, 5, 3, 3)})
     torch.save(bad, path)
     with pytest.raises(WeightsError, match=r"conv3_2\.weight.*\(5, 5, 3, 3\).*\(32, 32, 3, 3\)"):
-        build_model("vgg16", width=0.125, weights=str(path))
+        load_weights(build_model("vgg16", width=0.125), str(path))
     torch.save({k: v for k, v in sd.items() if k != "fc7.bias"}, path)
     with pytest.raises(WeightsError, match=r"missing key 'fc7\.bias'"):
-        build_model("vgg16", width=0.125, weights=str(path))
+        load_weights(build_model("vgg16", width=0.125), str(path))
     torch.save(sd, path)
     with pytest.raises(WeightsError, match="vgg16_bn"):
-        build_model("vgg16_bn", width=0.125, weights=str(path))
+        load_weights(build_model("vgg16_bn", width=0.125), str(path))
 
 
 def _vggface2_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -317,7 +344,7 @@ def test_vggface2_resnet_import_and_caffe_layout(tmp_path) -> None:
 
     torch.save(dict(sd, **{"conv4_2_3x3.weight": torch.zeros(3, 3, 3, 3)}), path)
     with pytest.raises(WeightsError, match=r"conv4_2_3x3\.weight.*\(3, 3, 3, 3\).*\(32, 32, 3, 3\)"):
-        build_model("resnet50", width=0.125, weights=str(path))
+        load_weights(build_model("resnet50", width=0.125), str(path))
 
 
 def test_palbench_state_dict_round_trip(tmp_path) -> None:
@@ -338,12 +365,12 @@ def test_palbench_state_dict_round_trip(tmp_path) -> None:
             assert torch.equal(v, sd2[k]), k
     # Wrong number of classes: loud, never a silently dropped head.
     with pytest.raises(WeightsError, match=r"classifier\.6\.weight.*\(7, 512\).*\(3, 512\)"):
-        build_model("vgg16_bn", width=0.125, num_classes=3, weights=str(path))
+        load_weights(build_model("vgg16_bn", width=0.125, num_classes=3), str(path))
     with pytest.raises(WeightsError, match="not found"):
-        build_model("vgg16", weights=str(tmp_path / "absent.pth"))
+        load_weights(build_model("vgg16", width=0.125), str(tmp_path / "absent.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="junk.pth"):
-        build_model("vgg16", width=0.125, weights=str(tmp_path / "junk.pth"))
+        load_weights(build_model("vgg16", width=0.125), str(tmp_path / "junk.pth"))
 
 
 def test_torchvision_state_dict_drops_head(tmp_path) -> None:
@@ -374,10 +401,10 @@ def test_imagenet_weights_from_hub_cache_only(tmp_path, monkeypatch, no_network)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
     expected = tmp_path / "home" / "hub" / "checkpoints" / "vgg16-397923af.pth"
     with pytest.raises(WeightsError) as e:
-        build_model("vgg16", width=0.125, weights="imagenet")
+        load_weights(build_model("vgg16", width=0.125), "imagenet")
     assert str(expected) in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(WeightsError, match="resnet50-0676ba61.pth"):
-        build_model("resnet50", width=0.125, weights="imagenet")
+        load_weights(build_model("resnet50", width=0.125), "imagenet")
     src = _build("vgg16", width=0.125, num_classes=1000, seed=11)
     expected.parent.mkdir(parents=True)
     torch.save({k: v for k, v in src.state_dict().items() if k != "_extra_state"}, expected)

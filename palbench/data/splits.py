@@ -128,20 +128,7 @@ def draw_validation(
     n_classes = int(max(train.max(initial=-1), test.max(initial=-1))) + 1
     n_train = _class_counts(train, n_classes)
     p_test = _class_counts(test, n_classes) / test.size
-    cap = np.floor(max_class_fraction * n_train).astype(np.int64)
-    usable = (p_test > 0) & (cap > 0)
-    n_val = int(round(fraction * train.size))
-    if usable.any():  # shrink n_val until no class's share exceeds its cap
-        n_val = min(n_val, int(np.floor(np.min(cap[usable] / p_test[usable]))))
-    if not usable.any() or n_val == 0:
-        raise DataError(
-            f"cannot draw a validation set: {train.size} train images are too few for fraction {fraction} "
-            "with the test label distribution"
-        )
-    p = np.where(usable, p_test, 0.0)
-    targets = _round_preserving_sum(n_val * p / p.sum(), n_val)
-    while (over := targets > cap).any():  # rounding may push a class one over its cap
-        targets[over] = cap[over]
+    targets, n_val, missing = _val_targets(n_train, p_test, fraction, max_class_fraction)
     rng = np.random.default_rng(seed)
     table = np.stack([targets, n_train - targets])
     if subjects is None:
@@ -156,13 +143,44 @@ def draw_validation(
     shrunk = ""
     if n_val != int(round(fraction * train.size)):
         shrunk = f", shrunk to keep <= {max_class_fraction:g} of each class in train"
-    missing = [k for k in np.flatnonzero((p_test > 0) & ~usable)]
     gone = f"; classes {missing} are in test but too rare in train to draw" if missing else ""
     desc = (
         f"val: {int(mask.sum())} of {train.size} train images drawn (fraction {fraction:g}{shrunk}), stratified to "
         f"the test label distribution ({how}), numpy default_rng seed {seed}{gone}"
     )
     return mask, desc
+
+
+def _val_targets(
+    n_train: np.ndarray, p_test: np.ndarray, fraction: float, max_class_fraction: float
+) -> tuple[np.ndarray, int, list[int]]:
+    """How many val images to draw per class (see :func:`draw_validation`).
+
+    Args:
+        n_train: int64 ``[K]`` train images per class; ``p_test``: float ``[K]`` test's class proportions.
+
+    Returns:
+        ``(targets, n_val, missing)``: int64 ``[K]`` val images per class (test's proportions, rounded, each
+        at most ``max_class_fraction`` of its train images); the val size before that last clipping (shrunk
+        from ``fraction`` of train when a class would give up too much); the classes in test that train has
+        too few images of to draw any. Raises :class:`DataError` when nothing can be drawn.
+    """
+    n_total = int(n_train.sum())
+    cap = np.floor(max_class_fraction * n_train).astype(np.int64)
+    usable = (p_test > 0) & (cap > 0)
+    n_val = int(round(fraction * n_total))
+    if usable.any():  # shrink n_val until no class's share exceeds its cap
+        n_val = min(n_val, int(np.floor(np.min(cap[usable] / p_test[usable]))))
+    if not usable.any() or n_val == 0:
+        raise DataError(
+            f"cannot draw a validation set: {n_total} train images are too few for fraction {fraction} "
+            "with the test label distribution"
+        )
+    p = np.where(usable, p_test, 0.0)
+    targets = _round_preserving_sum(n_val * p / p.sum(), n_val)
+    while (over := targets > cap).any():  # rounding may push a class one over its cap
+        targets[over] = cap[over]
+    return targets, n_val, [k for k in np.flatnonzero((p_test > 0) & ~usable)]
 
 
 def split_stratified(

@@ -20,6 +20,9 @@ Backends (:data:`BACKENDS`, :func:`get_backend`):
 A per-image backend implements ``predict(image [H,W,3] uint8 RGB, box (x0,y0,x1,y1) | None) -> [68,2] | None``.
 ``box`` corners are pixel coordinates (inclusive, pixel centres at integers); ``None`` means "find the face"
 (or, with ``aligned=True``, "the face fills the image": the full-image box is used, no detector runs).
+
+The interface and the helpers the backends share live in :mod:`palbench.landmarks.base` (re-exported here);
+the backends import from there, and this module imports them only when one is asked for (:data:`BACKENDS`).
 """
 
 from __future__ import annotations
@@ -30,69 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from palbench.data.canonical import (
-    N_LANDMARKS,
-    SPLITS,
-    CanonicalDataset,
-    read_dataset,
-    save_npy,
-    validate_landmarks,
-)
-from palbench.errors import ConfigError, DataError
+from palbench.data.canonical import SPLITS, CanonicalDataset, read_dataset, save_npy, validate_landmarks
+from palbench.errors import ConfigError
 from palbench.io import write_json
+from palbench.landmarks.base import LandmarkBackend, check_points, image_size, load_image
 
 #: How many missed rows ``landmarks.json`` lists.
 MAX_LISTED_MISSES = 20
-
-
-class LandmarkBackend:
-    """A landmark source. Per-image backends override :meth:`predict`; file-based ones override
-    :meth:`dataset_landmarks`.
-    """
-
-    name: str = ""
-
-    def options(self) -> dict:
-        """The options that determine the output (recorded in ``landmarks.json``)."""
-        return {}
-
-    def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
-        """68 landmarks of the face in ``image``.
-
-        Args:
-            image: uint8 RGB ``[H, W, 3]``.
-            box: face box ``(x0, y0, x1, y1)`` in pixels, or ``None`` to detect it (full image when aligned).
-
-        Returns:
-            float32 ``[68, 2]`` (x, y) pixel coordinates, or ``None`` when no face was found.
-        """
-        raise ConfigError(f"the {self.name} landmark backend reads landmarks from a file; it does not look at images")
-
-    aligned: bool = False
-
-    def detect(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
-        """The face box ``(x0, y0, x1, y1)`` in ``image``, or None (per-image backends with a detector)."""
-        raise ConfigError(f"the {self.name} landmark backend has no face detector")
-
-    def face_box(self, image: np.ndarray, box: tuple[float, float, float, float] | None) -> tuple | None:
-        """``box`` as given; else the full image for aligned crops; else the detected face (None: no face)."""
-        if box is not None:
-            return box
-        h, w = image.shape[:2]
-        return (0, 0, w - 1, h - 1) if self.aligned else self.detect(image)
-
-    def dataset_landmarks(self, dataset: CanonicalDataset, progress: bool | None = None) -> np.ndarray:
-        """Landmarks of every sample, float32 ``[N, 68, 2]`` with NaN rows where no face was found."""
-        out = np.full((len(dataset), N_LANDMARKS, 2), np.nan, dtype=np.float32)
-        disable = None if progress is None else not progress
-        bar = tqdm(range(len(dataset)), desc=f"landmarks ({self.name})", unit="img", disable=disable)
-        for i in bar:
-            points = self.predict(load_image(dataset.image_path(i)), None)
-            if points is not None:
-                out[i] = check_points(points, f"{self.name} backend on {dataset.image_path(i)}")
-        return out
 
 
 def _lazy(module: str, cls: str) -> Callable[..., LandmarkBackend]:
@@ -147,41 +95,6 @@ def resolve_backend_name(name: str, root: Path) -> str:
     return "dlib"
 
 
-def load_image(path: Path) -> np.ndarray:
-    """The stored image as uint8 RGB ``[H, W, 3]`` (no EXIF rotation: coordinates are of the stored pixels)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image not found (listed in samples.csv)") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: unreadable image ({e})") from None
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` of a stored image, from its header only."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise DataError(f"{path}: image not found (listed in samples.csv)") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: unreadable image ({e})") from None
-    return h, w
-
-
-def check_points(points: np.ndarray, where: str) -> np.ndarray:
-    """A backend's output as float32 ``[68, 2]``; anything else is an internal error naming ``where``."""
-    points = np.asarray(points, dtype=np.float32)
-    if points.shape != (N_LANDMARKS, 2) or not np.isfinite(points).all():
-        raise DataError(f"{where}: returned landmarks of shape {points.shape} (or non-finite); expected (68, 2)")
-    return points
-
-
 def compute_landmarks(
     dataset_root: str | Path,
     backend: str,
@@ -211,9 +124,26 @@ def compute_landmarks(
         The ``landmarks.json`` content.
     """
     dataset = read_dataset(dataset_root, load_landmarks=False)
-    root = dataset.root
-    name = resolve_backend_name(backend, root)
-    options = dict(backend_options)
+    name = resolve_backend_name(backend, dataset.root)
+    impl = get_backend(name, **_backend_options(name, backend_options, aligned, weights, source, device))
+    folder = dataset.root if out is None else Path(out)
+    where = str(folder / "landmarks.npy")
+    landmarks = validate_landmarks(impl.dataset_landmarks(dataset, progress=progress), len(dataset), where)
+    info = {"backend": name, "options": {"requested": backend, **impl.options()}, **_miss_counts(landmarks, dataset)}
+    # An old landmarks.json must never describe the new landmarks.npy: remove it first, write it last.
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "landmarks.json").unlink(missing_ok=True)
+    save_npy(folder / "landmarks.npy", landmarks)
+    write_json(folder / "landmarks.json", info)
+    return info
+
+
+def _backend_options(
+    name: str, extra: dict, aligned: bool, weights: dict | None, source: str | Path | None, device: str
+) -> dict:
+    """The options of backend ``name`` from :func:`compute_landmarks`' arguments; an argument that does not
+    apply to ``name`` (``source``, ``weights``) raises :class:`ConfigError`."""
+    options = dict(extra)
     if source is not None:
         if name != "file":
             raise ConfigError(f"--source applies to the file landmark backend, not {name!r}")
@@ -226,32 +156,25 @@ def compute_landmarks(
         options["aligned"] = aligned
     if name == "face_alignment":
         options["device"] = device
-    impl = get_backend(name, **options)
-    folder = root if out is None else Path(out)
-    where = str(folder / "landmarks.npy")
-    landmarks = validate_landmarks(impl.dataset_landmarks(dataset, progress=progress), len(dataset), where)
+    return options
 
+
+def _miss_counts(landmarks: np.ndarray, dataset: CanonicalDataset) -> dict:
+    """``n_samples``, ``n_missed``, the first missed rows and per-split counts of ``landmarks`` ``[N, 68, 2]``
+    (a missed row is all NaN)."""
     missed = np.isnan(landmarks).all(axis=(1, 2))
     splits = dataset.samples["split"].to_numpy()
-    info = {
-        "backend": name,
-        "options": {"requested": backend, **impl.options()},
+    return {
         "n_samples": len(dataset),
         "n_missed": int(missed.sum()),
         "missed_rows": [int(i) for i in np.flatnonzero(missed)[:MAX_LISTED_MISSES]],
         "counts": {s: {"n": int((splits == s).sum()), "missed": int((missed & (splits == s)).sum())} for s in SPLITS},
     }
-    # An old landmarks.json must never describe the new landmarks.npy: remove it first, write it last.
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "landmarks.json").unlink(missing_ok=True)
-    save_npy(folder / "landmarks.npy", landmarks)
-    write_json(folder / "landmarks.json", info)
-    return info
-
 
 __all__ = [
     "BACKENDS",
     "LandmarkBackend",
+    "check_points",
     "compute_landmarks",
     "get_backend",
     "image_size",

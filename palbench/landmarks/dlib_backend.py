@@ -19,7 +19,7 @@ import numpy as np
 
 from palbench.data.canonical import N_LANDMARKS
 from palbench.errors import ConfigError, WeightsError
-from palbench.landmarks import LandmarkBackend
+from palbench.landmarks.base import LandmarkBackend
 
 #: Images whose shorter side is below this many pixels are upsampled once before HOG detection.
 UPSAMPLE_BELOW = 300

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from palbench.errors import ConfigError, WeightsError
-from palbench.landmarks import LandmarkBackend
+from palbench.landmarks.base import LandmarkBackend
 
 #: File names face_alignment 1.5.0 uses in the torch hub cache (basenames of its download URLs).
 FAN_FILE = "2DFAN4-11f355bf06.pth.tar"
@@ -119,20 +119,7 @@ class FanBackend(LandmarkBackend):
         detector: str = "sfd",
         detector_threshold: float = 0.5,
     ):
-        weights = dict(weights or {})
-        unknown = sorted(set(weights) - {"fan", "detector"})
-        if unknown:
-            raise ConfigError(f"face_alignment weights: unknown key(s) {', '.join(unknown)}; expected fan, detector")
-        if detector not in DETECTORS:
-            raise ConfigError(f"face_alignment detector {detector!r} is not one of {', '.join(DETECTORS)}")
-        device = str(device)
-        if device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ConfigError(f"face_alignment device {device!r}: expected cpu, cuda[:N] or mps")
-        if device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError(f"face_alignment device {device!r}: CUDA is not available on this machine")
+        weights, device = _checked(weights, detector, device)
         self.aligned = bool(aligned)
         self.device = device
         self.flip_input = bool(flip_input)
@@ -141,17 +128,20 @@ class FanBackend(LandmarkBackend):
         self.allow_download = bool(allow_download)
         need = ["fan"] + (["detector"] if not self.aligned and detector == "sfd" else [])
         self.paths = self._resolve(weights, need)
+        self._fa = self._face_alignment(use_sfd="detector" in need)
+        self._hog = None
 
+    def _face_alignment(self, use_sfd: bool):
+        """face_alignment's ``FaceAlignment`` (FAN-4, 2D) on the resolved files; S3FD only with ``use_sfd``."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             from face_alignment import LandmarksType, NetworkSize
 
             cls = _face_alignment_class()
-        use_sfd = "detector" in need
         kwargs = dict(
             landmarks_type=LandmarksType.TWO_D,
             network_size=NetworkSize.LARGE,
-            device=device,
+            device=self.device,
             flip_input=self.flip_input,
             # 'folder' builds no network: palbench passes every box itself (aligned crops, dlib HOG boxes).
             face_detector="sfd" if use_sfd else "folder",
@@ -165,11 +155,10 @@ class FanBackend(LandmarkBackend):
         if "compile" in inspect.signature(cls.__mro__[1].__init__).parameters:
             kwargs["compile"] = False
         try:
-            self._fa = cls(self.paths.get("fan"), **kwargs)
+            return cls(self.paths.get("fan"), **kwargs)
         except _LOAD_ERRORS as e:  # FAN errors are WeightsErrors already: this is the detector
             where = self.paths.get("detector") or default_weight_paths()["detector"]
             raise WeightsError(f"{where}: cannot load the S3FD face detector weights ({_first(e)})") from None
-        self._hog = None
 
     def _resolve(self, weights: dict, need: list[str]) -> dict[str, Path | None]:
         """Existing weight files for ``need``; ``None`` where face_alignment may download; else WeightsError."""
@@ -244,6 +233,26 @@ class FanBackend(LandmarkBackend):
         if not preds:
             return None
         return np.asarray(preds[0], dtype=np.float32)[:, :2]
+
+
+def _checked(weights: dict | None, detector: str, device: str) -> tuple[dict, str]:
+    """``(weights as a dict, device as a str)`` after checking the weight keys, the detector name and that
+    the device exists here; each problem is a one-line :class:`ConfigError`."""
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - {"fan", "detector"})
+    if unknown:
+        raise ConfigError(f"face_alignment weights: unknown key(s) {', '.join(unknown)}; expected fan, detector")
+    if detector not in DETECTORS:
+        raise ConfigError(f"face_alignment detector {detector!r} is not one of {', '.join(DETECTORS)}")
+    device = str(device)
+    if device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"face_alignment device {device!r}: expected cpu, cuda[:N] or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"face_alignment device {device!r}: CUDA is not available on this machine")
+    return weights, device
 
 
 def _str(path: Path | None) -> str | None:

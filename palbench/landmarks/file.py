@@ -20,7 +20,7 @@ import pandas as pd
 
 from palbench.data.canonical import N_LANDMARKS, CanonicalDataset, validate_landmarks
 from palbench.errors import DataError
-from palbench.landmarks import LandmarkBackend, image_size
+from palbench.landmarks.base import LandmarkBackend, image_size
 
 #: A landmark may lie outside the image (a cropped chin) by at most this fraction of the image size.
 FRAME_MARGIN = 0.5

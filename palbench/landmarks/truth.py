@@ -11,7 +11,7 @@ import numpy as np
 
 from palbench.data.canonical import CanonicalDataset
 from palbench.errors import DataError
-from palbench.landmarks import LandmarkBackend
+from palbench.landmarks.base import LandmarkBackend
 from palbench.landmarks.file import check_provided, read_landmark_file
 
 

@@ -1,18 +1,13 @@
 """Backbones (VGG16, VGG16-BN, ResNet50 and narrow CPU variants), the PAL layer catalogue, layer capture and
-weight import. See :mod:`palbench.models.backbones`, :mod:`palbench.models.catalogue` and
-:mod:`palbench.models.weights`.
+weight import. See :mod:`palbench.models.backbones`, :mod:`palbench.models.catalogue`,
+:mod:`palbench.models.layout` and :mod:`palbench.models.weights`.
+
+A pretrained model is built in two steps: ``model = build_model(arch, num_classes, width)`` (architecture,
+random init), then ``load_weights(model, weights)`` (a ``.pth``/``.pt`` path or ``"imagenet"``).
+Imports run one way: backbones → weights → layout, backbones → layout.
 """
 
-from palbench.models.backbones import (
-    ARCHS,
-    IMAGENET_NORMALIZATION,
-    VGGFACE2_NORMALIZATION,
-    VGGFACE_NORMALIZATION,
-    build_model,
-    normalize,
-    resnet_layout,
-    set_resnet_layout,
-)
+from palbench.models.backbones import ARCHS, build_model, normalize
 from palbench.models.catalogue import (
     LayerCapture,
     capture,
@@ -22,7 +17,14 @@ from palbench.models.catalogue import (
     resolve_layer,
     unwrap,
 )
-from palbench.models.weights import imagenet_weights_path, load_weights
+from palbench.models.layout import resnet_layout, set_resnet_layout
+from palbench.models.weights import (
+    IMAGENET_NORMALIZATION,
+    VGGFACE2_NORMALIZATION,
+    VGGFACE_NORMALIZATION,
+    imagenet_weights_path,
+    load_weights,
+)
 
 __all__ = [
     "ARCHS",

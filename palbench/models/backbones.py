@@ -7,21 +7,15 @@ names — and therefore state-dict keys and the layer catalogue — equal torchv
 Input: ``[B, 3, H, W]`` images already normalised with ``model.input_normalization`` (mean/std in units of
 an image scaled to [0, 1]). Output: ``[B, num_classes]`` logits.
 
-ResNet layouts. torchvision's ResNet50 ("v1.5") puts the stride-2 of the first block of stages 2–4 on the
-3×3 conv and uses ``MaxPool2d(3, 2, padding=1)``. The Caffe ResNet50 behind the VGGFace2 ports
-(``resnet50_ft_dag.pth`` / ``resnet50_scratch_dag.pth``) puts that stride on the first 1×1 "reduce" conv and
-uses ``MaxPool2d(3, 2, padding=0, ceil_mode=True)`` (checked in the generated port
-``resnet50_ft_dag.py``: ``conv3_1_1x1_reduce ... stride=(2, 2)``, ``conv3_1_3x3 ... stride=(1, 1)``,
-``pool1_3x3_s2 = MaxPool2d(kernel_size=[3, 3], stride=[2, 2], padding=(0, 0), ceil_mode=True)``).
-:func:`set_resnet_layout` switches a built model between the two in place (same parameters, same shapes;
-the spatial sizes agree at 224×224). The layout and the normalisation travel in the state dict as the
-model's ``_extra_state``, so a checkpoint reloads with the geometry it was trained with.
+ResNet layouts (torchvision's or the Caffe one of the VGGFace2 ports) are in :mod:`palbench.models.layout`;
+the layout and the normalisation travel in the state dict as the model's ``_extra_state``, so a checkpoint
+reloads with the geometry it was trained with. Weights are loaded separately, by
+:func:`palbench.models.weights.load_weights`, the module that also owns the normalisation constants.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,36 +24,12 @@ from torchvision.models import VGG, ResNet
 from torchvision.models.resnet import Bottleneck
 from torchvision.models.vgg import cfgs, make_layers
 
-from palbench.errors import ConfigError, WeightsError
+from palbench.config.names import ARCHS
+from palbench.errors import ConfigError
+from palbench.models.layout import resnet_layout, set_resnet_layout
+from palbench.models.weights import IMAGENET_NORMALIZATION
 
-__all__ = [
-    "ARCHS",
-    "IMAGENET_NORMALIZATION",
-    "VGGFACE_NORMALIZATION",
-    "VGGFACE2_NORMALIZATION",
-    "build_model",
-    "set_resnet_layout",
-    "resnet_layout",
-]
-
-ARCHS: tuple[str, ...] = ("vgg16", "vgg16_bn", "resnet50")
-
-
-def _caffe_norm(mean_255: tuple[float, float, float]) -> dict[str, tuple[float, float, float]]:
-    # The MatConvNet/Caffe ports expect RGB in 0–255 minus a per-channel mean, no division:
-    # x_255 - m = (x_01 - m/255) / (1/255).
-    return {"mean": tuple(m / 255.0 for m in mean_255), "std": (1 / 255.0,) * 3}  # type: ignore[return-value]
-
-
-#: torchvision's ImageNet statistics (RGB, image in [0, 1]).
-IMAGENET_NORMALIZATION: dict[str, tuple[float, float, float]] = {
-    "mean": (0.485, 0.456, 0.406),
-    "std": (0.229, 0.224, 0.225),
-}
-#: ``vgg_face_dag.pth`` meta: mean [129.186279296875, 104.76238250732422, 93.59396362304688] (RGB, 0–255), std 1.
-VGGFACE_NORMALIZATION = _caffe_norm((129.186279296875, 104.76238250732422, 93.59396362304688))
-#: ``resnet50_{ft,scratch}_dag.pth`` meta: mean [131.0912, 103.8827, 91.4953] (RGB, 0–255), std 1.
-VGGFACE2_NORMALIZATION = _caffe_norm((131.0912, 103.8827, 91.4953))
+__all__ = ["ARCHS", "build_model", "normalize"]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -162,47 +132,6 @@ class PalbenchResNet(_PalbenchModel, ResNet):
                 nn.init.constant_(m.bias, 0)
 
 
-def _strided_first_blocks(model: ResNet) -> list[Bottleneck]:
-    """First Bottleneck of every stage whose shortcut is strided (stages 2–4 of a ResNet50)."""
-    blocks = []
-    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
-        first = stage[0]
-        if isinstance(first, Bottleneck) and first.downsample is not None:
-            if tuple(first.downsample[0].stride) != (1, 1):
-                blocks.append(first)
-    return blocks
-
-
-def resnet_layout(model: ResNet) -> str:
-    """``"caffe"`` if the stride sits on the 1×1 reduce conv and the max-pool is ceil-mode/unpadded, else
-    ``"torchvision"``."""
-    pool = model.maxpool
-    if isinstance(pool, nn.MaxPool2d) and pool.ceil_mode and pool.padding in (0, (0, 0)):
-        return "caffe"
-    return "torchvision"
-
-
-def set_resnet_layout(model: ResNet, layout: str) -> ResNet:
-    """Switch a Bottleneck ResNet between the ``"torchvision"`` and ``"caffe"`` layouts in place.
-
-    ``"caffe"``: stride 2 on ``layerK.0.conv1`` (1×1 reduce), stride 1 on ``layerK.0.conv2`` (3×3), stem
-    ``MaxPool2d(3, 2, padding=0, ceil_mode=True)`` — the geometry of the VGGFace2 Caffe ResNet50.
-    ``"torchvision"``: stride on the 3×3 conv, ``MaxPool2d(3, 2, padding=1)``. Parameters are untouched.
-    """
-    if layout not in ("torchvision", "caffe"):
-        raise ConfigError(f"resnet layout {layout!r}: expected 'torchvision' or 'caffe'")
-    caffe = layout == "caffe"
-    for block in _strided_first_blocks(model):
-        stride = block.downsample[0].stride  # type: ignore[index]
-        block.conv1.stride = stride if caffe else (1, 1)
-        block.conv2.stride = (1, 1) if caffe else stride
-    if caffe:
-        model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
-    else:
-        model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-    return model
-
-
 def _no_inplace_relu(model: nn.Module) -> None:
     # PAL captures post-activation maps and differentiates through them twice (attribution with
     # create_graph=True, then the loss backward). An in-place ReLU would overwrite the pre-activation
@@ -212,20 +141,18 @@ def _no_inplace_relu(model: nn.Module) -> None:
             m.inplace = False
 
 
-def build_model(arch: str, num_classes: int = 7, width: float = 1.0, weights: str | None = None) -> nn.Module:
-    """Build a backbone with ``num_classes`` logits.
+def build_model(arch: str, num_classes: int = 7, width: float = 1.0) -> nn.Module:
+    """Build a backbone with ``num_classes`` logits, randomly initialised (seed torch yourself).
 
     Args:
         arch: ``"vgg16"``, ``"vgg16_bn"`` or ``"resnet50"``.
         num_classes: K, size of the output ``[B, K]``.
         width: channel multiplier in (0, 1]; < 1 gives a narrow CPU variant with the same layer structure.
-        weights: ``None`` (random init; seed torch yourself), a ``.pth``/``.pt`` path (format detected from
-            its keys, see :func:`palbench.models.weights.load_weights`) or ``"imagenet"`` (torchvision's
-            ImageNet weights from the torch hub cache only — never downloaded).
 
     Returns:
-        A torchvision ``VGG`` / ``ResNet`` with attribute ``input_normalization = {"mean": (r, g, b),
-        "std": (r, g, b)}`` for images scaled to [0, 1]. Input ``[B, 3, H, W]``, output ``[B, K]``.
+        A torchvision ``VGG`` / ``ResNet`` with attributes ``arch`` and ``input_normalization = {"mean":
+        (r, g, b), "std": (r, g, b)}`` (ImageNet's, for images scaled to [0, 1]). Input ``[B, 3, H, W]``,
+        output ``[B, K]``. Load pretrained weights with :func:`palbench.models.weights.load_weights`.
     """
     if arch not in ARCHS:
         raise ConfigError(f"arch {arch!r}: expected one of {', '.join(ARCHS)}")
@@ -233,8 +160,6 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, weights: st
         raise ConfigError(f"num_classes {num_classes!r}: expected an integer >= 1")
     if not isinstance(width, (int, float)) or not math.isfinite(width) or not 0 < width <= 1:
         raise ConfigError(f"width {width!r}: expected a number in (0, 1]")
-    if weights is not None and str(weights) != "imagenet" and not Path(weights).is_file():
-        raise WeightsError(f"{weights}: weights file not found (expected a .pth/.pt state dict or 'imagenet')")
     model: nn.Module
     if arch in ("vgg16", "vgg16_bn"):
         model = PalbenchVGG(cfgs["D"], batch_norm=arch == "vgg16_bn", num_classes=num_classes, width=float(width))
@@ -243,10 +168,6 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, weights: st
     _no_inplace_relu(model)
     model.input_normalization = dict(IMAGENET_NORMALIZATION)  # type: ignore[assignment]
     model.arch = arch  # type: ignore[assignment]
-    if weights is not None:
-        from palbench.models.weights import load_weights
-
-        load_weights(model, weights)
     return model
 
 

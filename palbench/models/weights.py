@@ -1,4 +1,5 @@
-"""Weight import: palbench / torchvision state dicts, the VGG-Face and VGGFace2 MatConvNet→PyTorch ports.
+"""Weight sources: palbench / torchvision state dicts, the VGG-Face and VGGFace2 MatConvNet→PyTorch ports,
+and the input normalisation each was trained with (:data:`IMAGENET_NORMALIZATION`, ...).
 
 Formats, detected from the keys of the loaded state dict (``torch.load(..., weights_only=True)``):
 
@@ -13,10 +14,13 @@ Formats, detected from the keys of the loaded state dict (``torch.load(..., weig
                     (each with ``_bn``) → ``layer{s}.{b}.conv1/bn1``, ``conv2/bn2``, ``conv3/bn3``,
                     ``downsample.0/1``; ``classifier`` (8631 identities) dropped. The model is switched to the
                     Caffe layout (stride on the 1×1 reduce conv, ceil-mode unpadded max-pool), see
-                    :func:`palbench.models.backbones.set_resnet_layout`.
+                    :func:`palbench.models.layout.set_resnet_layout`.
 
 ``"imagenet"`` reads torchvision's IMAGENET1K_V1 file from ``torch.hub.get_dir()/checkpoints/`` and never
 downloads. Any missing, unexpected or mis-shaped key raises :class:`~palbench.errors.WeightsError`.
+
+Build the architecture first (:func:`palbench.models.backbones.build_model`), then
+``load_weights(model, weights)``. This module does not import the backbones.
 """
 
 from __future__ import annotations
@@ -30,14 +34,34 @@ from torch import nn
 from torchvision.models import VGG, ResNet
 
 from palbench.errors import ConfigError, WeightsError
-from palbench.models.backbones import (
-    IMAGENET_NORMALIZATION,
-    VGGFACE2_NORMALIZATION,
-    VGGFACE_NORMALIZATION,
-    set_resnet_layout,
-)
+from palbench.models.layout import set_resnet_layout
 
-__all__ = ["IMAGENET_URLS", "imagenet_weights_path", "load_weights", "detect_format"]
+__all__ = [
+    "IMAGENET_NORMALIZATION",
+    "IMAGENET_URLS",
+    "VGGFACE2_NORMALIZATION",
+    "VGGFACE_NORMALIZATION",
+    "detect_format",
+    "imagenet_weights_path",
+    "load_weights",
+]
+
+
+def _caffe_norm(mean_255: tuple[float, float, float]) -> dict[str, tuple[float, float, float]]:
+    # The MatConvNet/Caffe ports expect RGB in 0–255 minus a per-channel mean, no division:
+    # x_255 - m = (x_01 - m/255) / (1/255).
+    return {"mean": tuple(m / 255.0 for m in mean_255), "std": (1 / 255.0,) * 3}  # type: ignore[return-value]
+
+
+#: torchvision's ImageNet statistics (RGB, image in [0, 1]); also the default of a randomly initialised model.
+IMAGENET_NORMALIZATION: dict[str, tuple[float, float, float]] = {
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+}
+#: ``vgg_face_dag.pth`` meta: mean [129.186279296875, 104.76238250732422, 93.59396362304688] (RGB, 0–255), std 1.
+VGGFACE_NORMALIZATION = _caffe_norm((129.186279296875, 104.76238250732422, 93.59396362304688))
+#: ``resnet50_{ft,scratch}_dag.pth`` meta: mean [131.0912, 103.8827, 91.4953] (RGB, 0–255), std 1.
+VGGFACE2_NORMALIZATION = _caffe_norm((131.0912, 103.8827, 91.4953))
 
 #: torchvision's IMAGENET1K_V1 URLs (the classic weights; the basename is the torch hub cache file name).
 IMAGENET_URLS: dict[str, str] = {
@@ -59,9 +83,7 @@ def imagenet_weights_path(arch: str) -> Path:
 
 def _read_state_dict(path: Path) -> dict[str, object]:
     """Load ``path`` with ``weights_only=True``; unwrap ``{"state_dict": ...}``/``{"model": ...}`` and a
-    uniform ``module.`` (DDP) prefix."""
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    uniform ``module.`` (DDP) prefix. ``path`` exists (see :func:`_weights_file`)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad weights file
@@ -200,24 +222,41 @@ def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_
         model.set_extra_state(sd[_EXTRA])
 
 
+def _weights_file(model: nn.Module, weights: str | os.PathLike[str]) -> Path:
+    """The existing file ``weights`` names: the path itself, or for ``"imagenet"`` the hub cache file of
+    ``model.arch``; a missing one raises a one-line :class:`WeightsError`."""
+    if str(weights) != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"{weights}: weights file not found (expected a .pth/.pt state dict or 'imagenet')")
+        return path
+    arch = getattr(model, "arch", None)
+    if arch not in IMAGENET_URLS:
+        raise ConfigError(f"weights 'imagenet': model arch {arch!r} is not one of {', '.join(IMAGENET_URLS)}")
+    path = imagenet_weights_path(arch)
+    if not path.is_file():
+        raise WeightsError(
+            f"ImageNet weights for {arch} not found: place {path.name} ({IMAGENET_URLS[arch]}) at {path} "
+            "(palbench never downloads)"
+        )
+    return path
+
+
 def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
-    """Load ``weights`` (a path or ``"imagenet"``) into ``model`` in place; return the detected format.
+    """Load ``weights`` into ``model`` (from :func:`~palbench.models.backbones.build_model`) in place.
+
+    Args:
+        model: a torchvision VGG / ResNet; ``model.arch`` names it for ``"imagenet"``.
+        weights: a ``.pth``/``.pt`` path (format detected from its keys, see the module docstring) or
+            ``"imagenet"`` (torchvision's ImageNet weights from the torch hub cache only — never downloaded).
+
+    Returns:
+        The detected format: ``"palbench"``, ``"torchvision"``, ``"vgg_face"`` or ``"vggface2"``.
 
     Side effects: sets ``model.input_normalization`` to the statistics the weights were trained with and,
     for the VGGFace2 ResNet, switches the model to the Caffe layout.
     """
-    if str(weights) == "imagenet":
-        arch = getattr(model, "arch", None)
-        if arch not in IMAGENET_URLS:
-            raise ConfigError(f"weights 'imagenet': model arch {arch!r} is not one of {', '.join(IMAGENET_URLS)}")
-        path = imagenet_weights_path(arch)
-        if not path.is_file():
-            raise WeightsError(
-                f"ImageNet weights for {arch} not found: place {path.name} ({IMAGENET_URLS[arch]}) at {path} "
-                "(palbench never downloads)"
-            )
-    else:
-        path = Path(weights)
+    path = _weights_file(model, weights)
     sd = _read_state_dict(path)
     fmt = detect_format(sd, model)
     if fmt == "vgg_face":

@@ -35,11 +35,13 @@ from palbench.data.importers.common import (
     check_source,
     check_splits,
     collect,
+    kept_rows,
     open_rgb,
     read_meta,
     run_images,
+    val_from_train,
 )
-from palbench.data.splits import check_fraction, draw_validation
+from palbench.data.splits import check_fraction
 from palbench.errors import ConfigError, DataError
 
 COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression")
@@ -154,6 +156,39 @@ def import_affectnet(
         raise ConfigError(f"--size: {size} must be at least 8 pixels")
     check_fraction(val_fraction)
     src = check_source(src, out, "the AffectNet folder (training.csv, validation.csv, Manually_Annotated_Images/)")
+    train_csv, test_csv, image_root = _find_inputs(src)
+    skipped = Skipped()
+    table, dropped = _read_lists(train_csv, test_csv, skip_bad, skipped)
+    with dataset_writer(out) as tmp:
+        tasks = [
+            (str(image_root / r), str(tmp / "images" / p), b, size)
+            for r, p, b in zip(table["rel"], table["path"], table["box"])
+        ]
+        boxes = collect(run_images(crop_face, tasks, workers, desc="AffectNet"), skip_bad, skipped)
+        table = kept_rows(table, boxes)
+        splits, how = val_from_train(table, val_fraction, seed, str(train_csv))
+        kept_boxes = [b for b in boxes if b is not None]
+        landmarks = np.stack([transform_landmarks(lm, b, size) for lm, b in zip(table["landmarks"], kept_boxes)])
+        check_splits(splits, str(train_csv))
+        samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
+        meta = {
+            "source": "affectnet",
+            "source_path": str(src),
+            "image_size": [size, size],
+            "crop": f"face box clipped to the image, resized to {size}x{size} (bilinear); provided landmarks "
+            "mapped x' = (x - x0 + 0.5) * s - 0.5 per axis",
+            "dropped": dropped,
+            "validation": how,
+            "test": f"official AffectNet validation set ({test_csv.name})",
+            "seed": seed,
+            "skipped": skipped.as_meta(),
+        }
+        write_tables(tmp, samples, meta, provided_landmarks=landmarks.astype(np.float32))
+    return read_meta(out)
+
+
+def _find_inputs(src: Path) -> tuple[Path, Path, Path]:
+    """``(training.csv, validation.csv, image folder)`` in one of the accepted layouts under ``src``."""
     lists = [src, src / "Manually_Annotated_file_lists"]
     train_csv = _find([d / "training.csv" for d in lists], "the official list training.csv", is_dir=False)
     test_csv = _find([d / "validation.csv" for d in lists], "the official list validation.csv", is_dir=False)
@@ -162,7 +197,12 @@ def import_affectnet(
         "the image folder Manually_Annotated_Images/",
         is_dir=True,
     )
-    skipped = Skipped()
+    return train_csv, test_csv, image_root
+
+
+def _read_lists(train_csv: Path, test_csv: Path, skip_bad: bool, skipped: Skipped) -> tuple[pd.DataFrame, dict]:
+    """Both official lists as one table (``rel, box, landmarks, label, row, split, csv, path``; ``path`` is
+    the stored crop's, ``.jpg``) and the dropped counts ``{list file name: {code name: n}}``."""
     train, dropped_train = _parse_list(train_csv, skip_bad, skipped)
     test, dropped_test = _parse_list(test_csv, skip_bad, skipped)
     table = pd.concat([train.assign(split="train", csv=train_csv), test.assign(split="test", csv=test_csv)])
@@ -175,37 +215,4 @@ def import_affectnet(
     for split, csv in (("train", train_csv), ("test", test_csv)):
         if not (table["split"] == split).any():
             raise DataError(f"{csv}: no rows with an expression code 0-6; the {split} split would be empty")
-    with dataset_writer(out) as tmp:
-        tasks = [
-            (str(image_root / r), str(tmp / "images" / p), b, size)
-            for r, p, b in zip(table["rel"], table["path"], table["box"])
-        ]
-        boxes = collect(run_images(crop_face, tasks, workers, desc="AffectNet"), skip_bad, skipped)
-        keep = np.array([b is not None for b in boxes], dtype=bool)
-        table = table[keep].reset_index(drop=True)
-        is_train = (table["split"] == "train").to_numpy()
-        if not is_train.any() or is_train.all():
-            raise DataError(f"{train_csv}: after skipping bad images the train or test split is empty")
-        kept_boxes = [b for b in boxes if b is not None]
-        landmarks = np.stack([transform_landmarks(lm, b, size) for lm, b in zip(table["landmarks"], kept_boxes)])
-        val, how = draw_validation(
-            table.loc[is_train, "label"].to_numpy(), table.loc[~is_train, "label"].to_numpy(), val_fraction, seed
-        )
-        splits = table["split"].to_numpy(dtype=object)
-        splits[np.flatnonzero(is_train)[val]] = "val"
-        check_splits(splits, str(train_csv))
-        samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
-        meta = {
-            "source": "affectnet",
-            "source_path": str(src),
-            "image_size": [size, size],
-            "crop": f"face box clipped to the image, resized to {size}x{size} (bilinear); provided landmarks "
-            "mapped x' = (x - x0 + 0.5) * s - 0.5 per axis",
-            "dropped": {train_csv.name: dropped_train, test_csv.name: dropped_test},
-            "validation": how,
-            "test": f"official AffectNet validation set ({test_csv.name})",
-            "seed": seed,
-            "skipped": skipped.as_meta(),
-        }
-        write_tables(tmp, samples, meta, provided_landmarks=landmarks.astype(np.float32))
-    return read_meta(out)
+    return table, {train_csv.name: dropped_train, test_csv.name: dropped_test}

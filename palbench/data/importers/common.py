@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from palbench.data.canonical import CLASSES, SPLITS
+from palbench.data.splits import draw_validation
 from palbench.errors import ConfigError, DataError
 
 #: Label names accepted without ``--classes`` (case-insensitive), each mapped to a palbench class index.
@@ -229,6 +230,40 @@ def collect(results: Iterable[tuple[bool, object]], skip_bad: bool, skipped: Ski
         if hasattr(results, "close"):
             results.close()
     return out
+
+
+def kept_rows(table: pd.DataFrame, results: Sequence[object | None]) -> pd.DataFrame:
+    """The rows of ``table`` whose image result (from :func:`collect`, row-aligned) is not ``None``, re-indexed."""
+    return table[np.array([r is not None for r in results], dtype=bool)].reset_index(drop=True)
+
+
+def val_from_train(
+    table: pd.DataFrame, val_fraction: float, seed: int, where: str, subjects: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
+    """Draw val from the train rows with the test rows' label distribution (paper §IV-B).
+
+    Args:
+        table: ``split`` (``"train"`` or ``"test"``) and ``label`` (int) per row, ``[N]`` each.
+        val_fraction, seed: see :func:`~palbench.data.splits.draw_validation`.
+        where: the file named when train or test has no row left after skipping bad images.
+        subjects: optional ``[N]`` subject ids; whole subjects go to val.
+
+    Returns:
+        ``(splits, description)``: object ``[N]`` of ``"train" | "val" | "test"``, and the meta.json line.
+    """
+    splits = table["split"].to_numpy(dtype=object)
+    is_train = splits == "train"
+    if not is_train.any() or is_train.all():
+        raise DataError(f"{where}: after skipping bad images the train or test split is empty")
+    val, how = draw_validation(
+        table.loc[is_train, "label"].to_numpy(),
+        table.loc[~is_train, "label"].to_numpy(),
+        val_fraction,
+        seed,
+        None if subjects is None else subjects[is_train],
+    )
+    splits[np.flatnonzero(is_train)[val]] = "val"
+    return splits, how
 
 
 def common_size(sizes: Iterable[tuple[int, int] | None]) -> list[int] | None:

@@ -33,12 +33,14 @@ from palbench.data.importers.common import (
     collect,
     common_size,
     copy_checked,
+    kept_rows,
     parse_classes,
     read_meta,
     resolve_labels,
     run_images,
+    val_from_train,
 )
-from palbench.data.splits import check_fraction, check_fractions, draw_validation, split_stratified
+from palbench.data.splits import check_fraction, check_fractions, split_stratified
 from palbench.errors import ConfigError, DataError
 
 SPLIT_NAMES = {
@@ -114,32 +116,85 @@ def import_folder(
     else:
         check_fraction(val_fraction)
     mapping = parse_classes(classes) if classes is not None else None
+    csv, root = _sources(csv, images_root, out)
+    columns = {"path": path_col, "label": label_col, "subject": subject_col, "split": split_col}
+    table, dropped = _read_table(csv, root, columns, mapping)
+    skipped = Skipped()
+    with dataset_writer(out) as tmp:
+        table, sizes = _copy_images(table, tmp, workers, skip_bad, skipped, csv)
+        splits, how = _splits(table, columns, fractions, val_fraction, seed, str(csv))
+        check_splits(splits, str(csv))
+        samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
+        if subject_col is not None:
+            samples["subject"] = table["subject"]
+        meta = {
+            "source": "folder",
+            "source_path": str(csv),
+            "image_size": common_size(sizes),
+            "label_map": _label_map(mapping),
+            "dropped": dropped,
+            "validation": how,
+            "seed": seed,
+            "skipped": skipped.as_meta(),
+        }
+        write_tables(tmp, samples, meta)
+    return read_meta(out)
+
+
+def _sources(
+    csv: str | os.PathLike, images_root: str | os.PathLike | None, out: str | os.PathLike
+) -> tuple[Path, Path]:
+    """``(CSV file, images root)``, both checked to exist and not to be replaced by writing ``out``."""
     csv = check_source(csv, out, "a CSV file listing the images")
     if not csv.is_file():
         raise DataError(f"{csv}: not a file; expected a CSV listing the images")
     root = Path(images_root) if images_root is not None else csv.parent
     check_source(root, out, "the folder the CSV's image paths start from (--images-root)")
+    return csv, root
+
+
+def _copy_images(
+    table: pd.DataFrame, tmp: Path, workers: int, skip_bad: bool, skipped: Skipped, csv: Path
+) -> tuple[pd.DataFrame, list[tuple[int, int] | None]]:
+    """Check and copy each ``src`` to ``tmp/images/<path>``; return the rows whose image was copied and
+    ``(height, width)`` per original row (``None`` where skipped)."""
+    tasks = [(str(s), str(tmp / "images" / p)) for s, p in zip(table["src"], table["path"])]
+    sizes = collect(run_images(copy_checked, tasks, workers, desc="images"), skip_bad, skipped)
+    table = kept_rows(table, sizes)
+    if len(table) == 0:
+        raise DataError(f"{csv}: no readable images left after skipping bad ones")
+    return table, sizes
+
+
+def _label_map(mapping: dict[str, int] | None) -> dict[str, str] | str:
+    """meta.json's ``label_map``: source label → class name (``-`` dropped), or ``"built-in names"``."""
+    return {k: (CLASSES[v] if v != DROP else "-") for k, v in mapping.items()} if mapping else "built-in names"
+
+
+def _read_table(
+    csv: Path, root: Path, columns: dict[str, str | None], mapping: dict[str, int] | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The CSV as one row per kept image: ``row`` (CSV line), ``src``, ``path`` (under ``images/``), ``label``,
+    ``subject`` and ``split`` (None without their columns); and the dropped count per label.
+
+    ``columns`` maps ``path``, ``label``, ``subject``, ``split`` to CSV column names (the last two may be
+    None). Errors name the CSV and the row.
+    """
     try:
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(f"{csv}: unreadable CSV ({str(e).splitlines()[0]})") from None
     if len(df) == 0:
         raise DataError(f"{csv}: no rows; expected one row per image")
-    paths = _column(df, path_col, "--path-col", csv)
-    raw_labels = _column(df, label_col, "--label-col", csv)
-    subjects = _column(df, subject_col, "--subject-col", csv)
-    split_raw = _column(df, split_col, "--split-col", csv)
-    _blank_row(paths, f"path ({path_col})", csv)
+    paths = _column(df, columns["path"], "--path-col", csv)
+    raw_labels = _column(df, columns["label"], "--label-col", csv)
+    subjects = _column(df, columns["subject"], "--subject-col", csv)
+    split_raw = _column(df, columns["split"], "--split-col", csv)
+    _blank_row(paths, f"path ({columns['path']})", csv)
     if subjects is not None:
-        _blank_row(subjects, f"subject ({subject_col})", csv)
+        _blank_row(subjects, f"subject ({columns['subject']})", csv)
     labels = resolve_labels(raw_labels, str(csv), mapping)
-    split_given = None
-    if split_raw is not None:
-        split_given = split_raw.str.lower().map(SPLIT_NAMES)
-        bad = np.flatnonzero(split_given.isna().to_numpy())
-        if bad.size:
-            r = int(bad[0])
-            raise DataError(f"{csv}: row {r + 2}: split {split_raw.iloc[r]!r} is not one of train, val, test")
+    split_given = _split_column(split_raw, csv)
     sources, stored = _stored_paths(paths, root)
     table = pd.DataFrame({"row": np.arange(len(df)) + 2, "src": sources, "path": stored, "label": labels})
     table["subject"] = subjects.to_numpy() if subjects is not None else None
@@ -153,44 +208,38 @@ def import_folder(
     table = table[~dropped_mask].reset_index(drop=True)
     if len(table) == 0:
         raise DataError(f"{csv}: every row was dropped by --classes; nothing to import")
-    skipped = Skipped()
-    with dataset_writer(out) as tmp:
-        tasks = [(str(s), str(tmp / "images" / p)) for s, p in zip(table["src"], table["path"])]
-        sizes = collect(run_images(copy_checked, tasks, workers, desc="images"), skip_bad, skipped)
-        table = table[np.array([s is not None for s in sizes], dtype=bool)].reset_index(drop=True)
-        if len(table) == 0:
-            raise DataError(f"{csv}: no readable images left after skipping bad ones")
-        subj = table["subject"].to_numpy() if subjects is not None else None
-        if split_given is None:
-            splits, how = split_stratified(table["label"].to_numpy(), fractions, seed, subj)
-        else:
-            splits = table["split"].to_numpy(dtype=object)
-            how = f"from the CSV column {split_col!r}"
-            is_train, is_test = splits == "train", splits == "test"
-            if not (splits == "val").any() and is_train.any() and is_test.any():
-                val, how = draw_validation(
-                    table.loc[is_train, "label"].to_numpy(),
-                    table.loc[is_test, "label"].to_numpy(),
-                    val_fraction,
-                    seed,
-                    None if subj is None else subj[is_train],
-                )
-                splits[np.flatnonzero(is_train)[val]] = "val"
-        check_splits(splits, str(csv))
-        samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
-        if subjects is not None:
-            samples["subject"] = table["subject"]
-        meta = {
-            "source": "folder",
-            "source_path": str(csv),
-            "image_size": common_size(sizes),
-            "label_map": (
-                {k: (CLASSES[v] if v != DROP else "-") for k, v in mapping.items()} if mapping else "built-in names"
-            ),
-            "dropped": dropped,
-            "validation": how,
-            "seed": seed,
-            "skipped": skipped.as_meta(),
-        }
-        write_tables(tmp, samples, meta)
-    return read_meta(out)
+    return table, dropped
+
+
+def _split_column(split_raw: pd.Series | None, csv: Path) -> pd.Series | None:
+    """The split column mapped to ``train | val | test`` (see :data:`SPLIT_NAMES`); None without one."""
+    if split_raw is None:
+        return None
+    split_given = split_raw.str.lower().map(SPLIT_NAMES)
+    bad = np.flatnonzero(split_given.isna().to_numpy())
+    if bad.size:
+        r = int(bad[0])
+        raise DataError(f"{csv}: row {r + 2}: split {split_raw.iloc[r]!r} is not one of train, val, test")
+    return split_given
+
+
+def _splits(
+    table: pd.DataFrame,
+    columns: dict[str, str | None],
+    fractions: tuple[float, float, float],
+    val_fraction: float,
+    seed: int,
+    where: str,
+) -> tuple[np.ndarray, str]:
+    """Object ``[N]`` of ``train | val | test`` and the meta.json line saying how they were made.
+
+    Without a split column: drawn stratified (subject-disjoint with a subject column). With one: the CSV's,
+    and when it has train and test but no val, val is drawn from train with test's label distribution.
+    """
+    subjects = table["subject"].to_numpy() if columns["subject"] is not None else None
+    if columns["split"] is None:
+        return split_stratified(table["label"].to_numpy(), fractions, seed, subjects)
+    splits = table["split"].to_numpy(dtype=object)
+    if not (splits == "val").any() and (splits == "train").any() and (splits == "test").any():
+        return val_from_train(table, val_fraction, seed, where, subjects)
+    return splits, f"from the CSV column {columns['split']!r}"

@@ -17,7 +17,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from palbench.data.canonical import dataset_writer, write_tables
@@ -28,10 +27,12 @@ from palbench.data.importers.common import (
     collect,
     common_size,
     copy_checked,
+    kept_rows,
     read_meta,
     run_images,
+    val_from_train,
 )
-from palbench.data.splits import check_fraction, draw_validation
+from palbench.data.splits import check_fraction
 from palbench.errors import DataError
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
@@ -99,16 +100,8 @@ def import_rafdb(
     with dataset_writer(out) as tmp:
         tasks = [(str(image_dir / p), str(tmp / "images" / p)) for p in table["path"]]
         sizes = collect(run_images(copy_checked, tasks, workers, desc="RAF-DB"), skip_bad, skipped)
-        keep = np.array([s is not None for s in sizes], dtype=bool)
-        table = table[keep].reset_index(drop=True)
-        is_train = (table["split"] == "train").to_numpy()
-        if not is_train.any() or is_train.all():
-            raise DataError(f"{base / LABEL_FILE}: after skipping bad images the train or test split is empty")
-        val, how = draw_validation(
-            table.loc[is_train, "label"].to_numpy(), table.loc[~is_train, "label"].to_numpy(), val_fraction, seed
-        )
-        splits = table["split"].to_numpy(dtype=object)
-        splits[np.flatnonzero(is_train)[val]] = "val"
+        table = kept_rows(table, sizes)
+        splits, how = val_from_train(table, val_fraction, seed, str(base / LABEL_FILE))
         check_splits(splits, str(base / LABEL_FILE))
         samples = pd.DataFrame({"path": table["path"], "label": table["label"], "split": splits})
         meta = {

@@ -164,7 +164,19 @@ def landmarks(idt: Identity, c: Controls) -> np.ndarray:
     p = np.zeros((68, 2))
     # jaw 0-8 (left half + chin)
     p[0:9] = jaw_curve(idt, c, np.arange(9) / 16)
-    # brows 17-21: outer (s=0) -> inner (s=1)
+    p[17:22, 0], p[17:22, 1] = _left_brow(idt, c)
+    _set_nose(p, idt, c)
+    _set_left_eye(p, idt, c)
+    _set_mouth(p, idt, c)
+    # mirror the left half onto the right
+    right = MIRROR[_LEFT]
+    mid = right == _LEFT
+    p[right[~mid]] = p[_LEFT[~mid]] * np.array([-1.0, 1.0])
+    return p + idt.asym
+
+
+def _left_brow(idt: Identity, c: Controls) -> tuple[np.ndarray, np.ndarray]:
+    """``(x [5], y [5])`` of brow points 17-21: outer (s=0) -> inner (s=1)."""
     s = np.linspace(0.0, 1.0, 5)
     bx = -(idt.brow_inner + idt.brow_len * (1 - s)) + c.brow_together * s**1.2
     by = (
@@ -176,8 +188,11 @@ def landmarks(idt: Identity, c: Controls) -> np.ndarray:
         - c.brow_outer_up * (1 - s) ** 0.8
         + c.brow_down * (0.6 + 0.4 * s)
     )
-    p[17:22, 0], p[17:22, 1] = bx, by
-    # nose: bridge 27-30, base 31-33
+    return bx, by
+
+
+def _set_nose(p: np.ndarray, idt: Identity, c: Controls) -> None:
+    """Fill ``p`` ``[68, 2]`` rows 27-30 (bridge) and 31-33 (base, left half and centre)."""
     tip = idt.nose_tip - c.nose_up
     top = idt.eye_y - 0.04
     p[27:31, 0] = 0.0
@@ -186,7 +201,10 @@ def landmarks(idt: Identity, c: Controls) -> np.ndarray:
     p[31] = (-nw, tip + 0.1)
     p[32] = (-0.5 * nw, tip + 0.15)
     p[33] = (0.0, tip + 0.17)
-    # left eye 36-41
+
+
+def _set_left_eye(p: np.ndarray, idt: Identity, c: Controls) -> None:
+    """Fill ``p`` ``[68, 2]`` rows 36-41 (left eye)."""
     cx, cy, w = -idt.eye_dx, idt.eye_y, idt.eye_w
     hu, hl = idt.eye_h * c.upper_lid, idt.eye_h * 0.8 * c.lower_lid
     p[36] = (cx - w, cy - idt.eye_tilt)
@@ -195,7 +213,11 @@ def landmarks(idt: Identity, c: Controls) -> np.ndarray:
     p[39] = (cx + w, cy + 0.2 * idt.eye_tilt)
     p[40] = (cx + 0.3 * w, cy + hl)
     p[41] = (cx - 0.35 * w, cy + 0.95 * hl - 0.2 * idt.eye_tilt)
-    # mouth: lip line my, corners cdy, gaps above/below the line
+
+
+def _set_mouth(p: np.ndarray, idt: Identity, c: Controls) -> None:
+    """Fill ``p`` ``[68, 2]`` rows 48-51, 57-62, 66-67 (left half and centre of the lips): lip line ``my``,
+    corners ``cdy``, gaps above/below the line."""
     my = idt.mouth_y
     mw = idt.mouth_w * c.mouth_width
     cdy = idt.corner_rest + c.corner_dy
@@ -214,8 +236,3 @@ def landmarks(idt: Identity, c: Controls) -> np.ndarray:
     p[62] = (0.0, my - up - gu)
     p[66] = (0.0, my + gl)
     p[67] = (-0.42 * mw, my + 0.35 * cdy + 0.85 * gl)
-    # mirror the left half onto the right
-    right = MIRROR[_LEFT]
-    mid = right == _LEFT
-    p[right[~mid]] = p[_LEFT[~mid]] * np.array([-1.0, 1.0])
-    return p + idt.asym

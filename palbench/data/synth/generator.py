@@ -152,36 +152,52 @@ def generate(
     kw = dict(decoy_p=decoy_p, decoy_p_test=decoy_p_test, decoy_size=decoy_size, decoy_strength=decoy_strength,
               occluder_p=occluder_p, low_intensity_share=low_intensity_share)  # fmt: skip
     total = sum(sizes.values())
-    rows: list[tuple[str, int, str, int]] = []
-    landmarks = np.empty((total, 68, 2), np.float32)
-    boxes = np.empty((total, 4), np.float32)
-    decoy_labels = np.full(total, -1, np.int64)
-    identities: dict[int, object] = {}
     with dataset_writer(out) as tmp, tqdm(total=total, desc="synth", unit="img", disable=not progress) as bar:
-        i = 0
-        for split in SPLITS:
-            (tmp / "images" / split).mkdir()
-            for j, label in enumerate(split_labels(seed, split, sizes[split], weights)):
-                subject = SUBJECT_OFFSET[split] + j // images_per_subject
-                if subject not in identities:
-                    identities = {subject: sample_identity(identity_rng(seed, subject))}  # one subject at a time
-                rng, drng = sample_rngs(seed, split, j)
-                p = sample_params(rng, drng, int(label), identities[subject], split, **kw)
-                img, lm, box = render_sample(p, size)
-                path = f"{split}/{j:06d}.png"
-                write_png(tmp / "images" / path, img)
-                rows.append((path, int(label), split, subject))
-                landmarks[i], boxes[i] = lm, box
-                if p.decoy is not None:
-                    decoy_labels[i] = p.decoy.klass
-                i += 1
-                bar.update()
-        samples = pd.DataFrame(rows, columns=["path", "label", "split", "subject"])
+        samples, landmarks, boxes, decoy_labels = _render_splits(
+            tmp, sizes, size, seed, weights, kw, images_per_subject, bar
+        )
         save_npy(tmp / "decoy_boxes.npy", boxes)
         save_npy(tmp / "decoy_labels.npy", decoy_labels)
         meta = build_meta(sizes, size, seed, weights, kw, images_per_subject)
         write_tables(tmp, samples, meta, provided_landmarks=landmarks)
     return json.loads((Path(out) / "meta.json").read_text())
+
+
+def _render_splits(
+    tmp: Path, sizes: dict[str, int], size: int, seed: int, weights: list[float], kw: dict, per_subject: int, bar: tqdm
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Render and write ``images/<split>/<j>.png`` of every split (in :data:`SPLITS` order) into ``tmp``.
+
+    Returns:
+        samples: ``path, label, split, subject`` per image (N rows, the order written).
+        landmarks: float32 ``[N, 68, 2]``; decoy boxes: float32 ``[N, 4]`` (NaN rows = no decoy);
+        decoy labels: int64 ``[N]`` (-1 = no decoy).
+    """
+    total = sum(sizes.values())
+    rows: list[tuple[str, int, str, int]] = []
+    landmarks = np.empty((total, 68, 2), np.float32)
+    boxes = np.empty((total, 4), np.float32)
+    decoy_labels = np.full(total, -1, np.int64)
+    identities: dict[int, object] = {}
+    i = 0
+    for split in SPLITS:
+        (tmp / "images" / split).mkdir()
+        for j, label in enumerate(split_labels(seed, split, sizes[split], weights)):
+            subject = SUBJECT_OFFSET[split] + j // per_subject
+            if subject not in identities:
+                identities = {subject: sample_identity(identity_rng(seed, subject))}  # one subject at a time
+            rng, drng = sample_rngs(seed, split, j)
+            p = sample_params(rng, drng, int(label), identities[subject], split, **kw)
+            img, lm, box = render_sample(p, size)
+            path = f"{split}/{j:06d}.png"
+            write_png(tmp / "images" / path, img)
+            rows.append((path, int(label), split, subject))
+            landmarks[i], boxes[i] = lm, box
+            if p.decoy is not None:
+                decoy_labels[i] = p.decoy.klass
+            i += 1
+            bar.update()
+    return pd.DataFrame(rows, columns=["path", "label", "split", "subject"]), landmarks, boxes, decoy_labels
 
 
 def write_png(path: Path, img: np.ndarray) -> None:

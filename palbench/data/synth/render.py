@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw
 
 from palbench.data.synth import decoy as decoy_mod
 from palbench.data.synth.expressions import Controls, controls
-from palbench.data.synth.face import landmarks, skull_curve
-from palbench.data.synth.nuisance import background, finish, light_field
+from palbench.data.synth.face import Identity, landmarks, skull_curve
+from palbench.data.synth.nuisance import Occluder, background, finish, light_field
 from palbench.data.synth.params import SampleParams
 from palbench.data.synth.shapes import TEMPLATE, ellipse
 
@@ -48,18 +48,37 @@ def _clip_to_eye(e: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return np.stack([ex, np.minimum(ey, np.interp(ex, lo[:, 0], lo[:, 1]))], 1)
 
 
-def _items(p: SampleParams, lm: np.ndarray, c: Controls) -> list[tuple[np.ndarray, np.ndarray, float, bool]]:
-    """The head as drawing items ``(points [n, 2] in face units, colour [3], line width or 0 for a filled
-    polygon, whether it counts for the head's bounding box)``, back to front."""
+#: A drawing item: points ``[n, 2]`` in face units, colour ``[3]``, line width (0: a filled polygon), and
+#: whether it counts for the head's bounding box.
+Item = tuple[np.ndarray, np.ndarray, float, bool]
+
+
+def _shade(skin: np.ndarray, t: float) -> np.ndarray:
+    """Skin colour ``[3]`` darkened by ``t`` (0: skin itself) — folds, wrinkles and lid lines."""
+    return skin * (1.0 - 0.65 * t)
+
+
+def _items(p: SampleParams, lm: np.ndarray, c: Controls) -> list[Item]:
+    """The head as drawing items (see :data:`Item`), back to front: head and hair, skin lines, eyes, brows
+    and nose, mouth, occluder."""
     idt = p.identity
-    skin, W = idt.skin, idt.jaw_w
     T = TEMPLATE.points(lm, idt.brow_thick)
     part = {k: T[s] for k, s in TEMPLATE.parts.items()}
+    out = _head_items(idt, lm, c, part["jaw"])
+    out += _skin_line_items(idt.skin, c, part)
+    out += _eye_items(idt, c, part)
+    out += _nose_items(idt, c, part)
+    out += _mouth_items(idt.lip, part)
+    if p.scene.occluder is not None:
+        out.append(_occluder_item(p.scene.occluder, lm))
+    return out
 
-    def shade(t: float) -> np.ndarray:
-        return skin * (1.0 - 0.65 * t)
 
-    out: list[tuple[np.ndarray, np.ndarray, float, bool]] = []
+def _head_items(idt: Identity, lm: np.ndarray, c: Controls, jaw: np.ndarray) -> list[Item]:
+    """Hair behind the head, neck, ears, the skin silhouette through the jaw points ``jaw``, hair over the
+    forehead, cheeks."""
+    skin, W = idt.skin, idt.jaw_w
+    out: list[Item] = []
     skull = skull_curve(idt, 25)
     if idt.hair_style:  # hair behind the head: short (to the ears) or long (to below the chin)
         back = skull * (1.09, 1.06) + (0.0, -0.06 - 0.06 * idt.jaw_top)
@@ -73,7 +92,7 @@ def _items(p: SampleParams, lm: np.ndarray, c: Controls) -> list[tuple[np.ndarra
         ex, ey = sx * (W - 0.01), idt.jaw_top + 0.14
         out.append((ellipse(ex, ey, 0.11, 0.2), skin * 0.9, 0.0, True))
         out.append((ellipse(ex + sx * 0.025, ey, 0.05, 0.12), skin * 0.72, 0.0, False))
-    out.append((np.concatenate([part["jaw"], skull[1:-1]]), skin, 0.0, True))  # skin through points 0-16
+    out.append((np.concatenate([jaw, skull[1:-1]]), skin, 0.0, True))  # skin through points 0-16
     if idt.hair_style:  # hair over the forehead, down to a curved hairline (features are drawn over it)
         h = idt.hairline + idt.hair_sides * (skull[:, 0] / W) ** 2
         fringe = np.stack([skull[:, 0], np.maximum(h, skull[:, 1])], 1)[::-1]
@@ -81,36 +100,59 @@ def _items(p: SampleParams, lm: np.ndarray, c: Controls) -> list[tuple[np.ndarra
     cheek = np.minimum(skin * (1.04 + 0.05 * c.cheek_up), 255.0)
     for sx in (-1.0, 1.0):  # cheeks, raised by AU6
         out.append((ellipse(sx * 0.52 * W, idt.eye_y + 0.44 - 0.12 * c.cheek_up, 0.21, 0.14), cheek, 0.0, False))
+    return out
+
+
+def _skin_line_items(skin: np.ndarray, c: Controls, part: dict[str, np.ndarray]) -> list[Item]:
+    """Forehead wrinkles (AU1+2) and glabella lines (AU4) when visible, nasolabial folds, the jaw line."""
+    out: list[Item] = []
     if c.forehead > _ON:
-        out += [(part[f"forehead{j}"], shade(c.forehead), 0.025, False) for j in range(2)]
+        out += [(part[f"forehead{j}"], _shade(skin, c.forehead), 0.025, False) for j in range(2)]
     if c.glabella > _ON:
-        out += [(part[f"glabella_{s}"], shade(c.glabella), 0.022, False) for s in "lr"]
-    out += [(part[f"fold_{s}"], shade(0.8 * c.fold), 0.03, False) for s in "lr"]
-    out.append((part["jaw"], shade(0.3), 0.03, False))
+        out += [(part[f"glabella_{s}"], _shade(skin, c.glabella), 0.022, False) for s in "lr"]
+    out += [(part[f"fold_{s}"], _shade(skin, 0.8 * c.fold), 0.03, False) for s in "lr"]
+    out.append((part["jaw"], _shade(skin, 0.3), 0.03, False))
+    return out
+
+
+def _eye_items(idt: Identity, c: Controls, part: dict[str, np.ndarray]) -> list[Item]:
+    """Per eye (left, right): under-eye fold, lid crease, eye white, iris and pupil clipped to the lids, lids."""
+    skin = idt.skin
     white = _mix(skin, _WHITE, 0.8)
     lid = _mix(_DARK, skin, 0.15)
+    out: list[Item] = []
     for s in "lr":
         up, lo = part[f"eye_up_{s}"], part[f"eye_lo_{s}"]
         if c.under_eye > _ON:
-            out.append((part[f"under_{s}"], shade(c.under_eye), 0.025, False))
-        out.append((part[f"crease_{s}"], shade(0.25), 0.02, False))
+            out.append((part[f"under_{s}"], _shade(skin, c.under_eye), 0.025, False))
+        out.append((part[f"crease_{s}"], _shade(skin, 0.25), 0.02, False))
         out.append((part[f"eye_white_{s}"], white, 0.0, False))
         centre = 0.5 * (up[0] + up[-1]) + (idt.gaze[0] * 0.4 * idt.eye_w, idt.gaze[1] * 0.5 * idt.eye_h)
         r = 0.45 * idt.eye_w
         lo_lr = lo[::-1]
         out.append((_clip_to_eye(ellipse(centre[0], centre[1], r, r), up, lo_lr), idt.iris, 0.0, False))
         out.append((_clip_to_eye(ellipse(centre[0], centre[1], 0.45 * r, 0.45 * r, 12), up, lo_lr), _DARK, 0.0, False))
-        out.append((lo, shade(0.45), 0.02, False))
+        out.append((lo, _shade(skin, 0.45), 0.02, False))
         out.append((up, lid, 0.04, False))
-    out += [(part[f"brow_{s}"], idt.brow, 0.0, False) for s in "lr"]
+    return out
+
+
+def _nose_items(idt: Identity, c: Controls, part: dict[str, np.ndarray]) -> list[Item]:
+    """Brows, then the nose: tip highlight, bridge, nostrils, base line, wrinkles (AU9) when visible."""
+    skin = idt.skin
+    out: list[Item] = [(part[f"brow_{s}"], idt.brow, 0.0, False) for s in "lr"]
     out.append((part["nose_tip"], np.minimum(skin * 1.07, 255.0), 0.0, False))
-    out.append((part["bridge"], shade(0.4), 0.035, False))
-    out += [(part[f"nostril_{s}"], shade(0.8), 0.0, False) for s in "lr"]
-    out.append((part["nose_base"], shade(0.5), 0.03, False))
+    out.append((part["bridge"], _shade(skin, 0.4), 0.035, False))
+    out += [(part[f"nostril_{s}"], _shade(skin, 0.8), 0.0, False) for s in "lr"]
+    out.append((part["nose_base"], _shade(skin, 0.5), 0.03, False))
     if c.nose_wrinkle > _ON:
-        out += [(part[f"wrinkle{j}"], shade(0.6 * c.nose_wrinkle), 0.02, False) for j in range(3)]
-    lip = idt.lip
-    out.append((part["lips"], lip, 0.0, False))
+        out += [(part[f"wrinkle{j}"], _shade(skin, 0.6 * c.nose_wrinkle), 0.02, False) for j in range(3)]
+    return out
+
+
+def _mouth_items(lip: np.ndarray, part: dict[str, np.ndarray]) -> list[Item]:
+    """Lips, their outline, the mouth cavity, upper teeth when the mouth is open, inner lip lines."""
+    out: list[Item] = [(part["lips"], lip, 0.0, False)]
     out.append((part["lips_outline"], _mix(lip, _DARK, 0.3), 0.02, False))
     out.append((part["cavity"], _CAVITY, 0.0, False))
     up, lo = part["inner_up"], part["inner_lo"]
@@ -120,15 +162,17 @@ def _items(p: SampleParams, lm: np.ndarray, c: Controls) -> list[tuple[np.ndarra
         out.append((np.concatenate([up, np.stack([up[:, 0], edge], 1)[::-1]]), _TEETH, 0.0, False))
     out.append((up, _mix(lip, _DARK, 0.55), 0.02, False))
     out.append((lo, _mix(lip, _DARK, 0.4), 0.015, False))
-    occ = p.scene.occluder
-    if occ is not None:
-        cx, cy = lm[occ.anchor] + occ.offset
-        if occ.ellipse:
-            shape = ellipse(cx, cy, *occ.half, n=20, angle=occ.angle)
-        else:
-            shape = ellipse(cx, cy, occ.half[0] * np.sqrt(2), occ.half[1] * np.sqrt(2), 4, occ.angle + np.pi / 4)
-        out.append((shape, np.array(occ.colour), 0.0, False))
     return out
+
+
+def _occluder_item(occ: Occluder, lm: np.ndarray) -> Item:
+    """The occluding patch (ellipse or rotated square) at its anchor landmark."""
+    cx, cy = lm[occ.anchor] + occ.offset
+    if occ.ellipse:
+        shape = ellipse(cx, cy, *occ.half, n=20, angle=occ.angle)
+    else:
+        shape = ellipse(cx, cy, occ.half[0] * np.sqrt(2), occ.half[1] * np.sqrt(2), 4, occ.angle + np.pi / 4)
+    return (shape, np.array(occ.colour), 0.0, False)
 
 
 def render_sample(p: SampleParams, size: int, ss: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

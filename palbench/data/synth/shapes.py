@@ -71,81 +71,115 @@ class Template:
         return self.M @ lm + self.C + brow_thick * self.K
 
 
-def _build() -> Template:
-    E = np.eye(68)
-    Ms: list[np.ndarray] = []
-    Cs: list[np.ndarray] = []
-    Ks: list[np.ndarray] = []
-    parts: dict[str, slice] = {}
-    at = 0
+_E = np.eye(68)  # row i: landmark i as a combination of the 68 landmarks
 
-    def add(name: str, M: np.ndarray, C: np.ndarray | None = None, K: np.ndarray | None = None) -> None:
-        nonlocal at
+
+class _Builder:
+    """Collects named affine shapes (rows of ``M``, ``C``, ``K``) into a :class:`Template`, in order."""
+
+    def __init__(self) -> None:
+        self.Ms: list[np.ndarray] = []
+        self.Cs: list[np.ndarray] = []
+        self.Ks: list[np.ndarray] = []
+        self.parts: dict[str, slice] = {}
+        self.at = 0
+
+    def add(self, name: str, M: np.ndarray, C: np.ndarray | None = None, K: np.ndarray | None = None) -> None:
+        """Shape ``name``: ``n`` points ``M @ landmarks + C + brow_thick * K`` with ``M`` ``[n, 68]``."""
         n = len(M)
-        Ms.append(M)
-        Cs.append(np.zeros((n, 2)) if C is None else np.broadcast_to(C, (n, 2)))
-        Ks.append(np.zeros((n, 2)) if K is None else K)
-        parts[name] = slice(at, at + n)
-        at += n
+        self.Ms.append(M)
+        self.Cs.append(np.zeros((n, 2)) if C is None else np.broadcast_to(C, (n, 2)))
+        self.Ks.append(np.zeros((n, 2)) if K is None else K)
+        self.parts[name] = slice(self.at, self.at + n)
+        self.at += n
 
-    def sp(idx: list[int], closed: bool = False) -> np.ndarray:
-        return spline_matrix(len(idx), closed) @ E[idx]
+    def template(self) -> Template:
+        return Template(np.concatenate(self.Ms), np.concatenate(self.Cs), np.concatenate(self.Ks), self.parts)
 
-    def at_point(w: np.ndarray, n: int) -> np.ndarray:  # every row = the same landmark combination
-        return np.repeat(w[None], n, 0)
 
-    add("jaw", sp(list(range(17))))
+def _sp(idx: list[int], closed: bool = False) -> np.ndarray:
+    """``[rows, 68]``: the Catmull-Rom spline through landmarks ``idx``."""
+    return spline_matrix(len(idx), closed) @ _E[idx]
+
+
+def _at_point(w: np.ndarray, n: int) -> np.ndarray:
+    """``[n, 68]``: every row = the same landmark combination ``w`` ``[68]``."""
+    return np.repeat(w[None], n, 0)
+
+
+def _add_jaw_and_lines(b: _Builder) -> None:
+    """Jaw line, nasolabial folds, forehead wrinkles (AU1+2), glabella lines (AU4)."""
+    b.add("jaw", _sp(list(range(17))))
     # nasolabial folds: quadratic Bezier from beside the nose wing to beyond the lip corner, bulging outward
     t = np.linspace(0, 1, 7)[:, None]
     b0, b1, b2 = (1 - t) ** 2, 2 * t * (1 - t), t**2
-    for name, a, b, sx in (("fold_l", 31, 48, -1.0), ("fold_r", 35, 54, 1.0)):
+    for name, i, j, sx in (("fold_l", 31, 48, -1.0), ("fold_r", 35, 54, 1.0)):
         o0, o1 = np.array([sx * 0.07, -0.04]), np.array([sx * 0.06, 0.07])
         wa, wb = b0 + 0.5 * b1, b2 + 0.5 * b1
-        add(name, wa * E[a] + wb * E[b], wa * o0 + wb * o1 + b1 * np.array([sx * 0.07, 0.0]))
+        b.add(name, wa * _E[i] + wb * _E[j], wa * o0 + wb * o1 + b1 * np.array([sx * 0.07, 0.0]))
     # forehead wrinkles (AU1+2) above the brows' mean, glabella lines (AU4) between the inner brow ends
     x5 = np.linspace(-0.45, 0.45, 5)
-    brow_mean = E[17:27].mean(0)
+    brow_mean = _E[17:27].mean(0)
     for j in range(2):
-        add(f"forehead{j}", at_point(brow_mean, 5), np.stack([x5, -0.18 - 0.12 * j + 0.05 * (x5 / 0.45) ** 2], 1))
-    inner = 0.5 * (E[21] + E[22])
+        b.add(f"forehead{j}", _at_point(brow_mean, 5), np.stack([x5, -0.18 - 0.12 * j + 0.05 * (x5 / 0.45) ** 2], 1))
+    inner = 0.5 * (_E[21] + _E[22])
     for name, sx in (("glabella_l", -1.0), ("glabella_r", 1.0)):
-        add(name, at_point(inner, 2), np.array([[sx * 0.045, -0.03], [sx * 0.055, 0.1]]))
-    # eyes: lid lines through the landmarks, eye white between them, under-eye fold and lid crease
+        b.add(name, _at_point(inner, 2), np.array([[sx * 0.045, -0.03], [sx * 0.055, 0.1]]))
+
+
+def _add_eyes_and_brows(b: _Builder) -> None:
+    """Eyes: lid lines through the landmarks, eye white between them, under-eye fold and lid crease; brows:
+    centre line through the landmarks, width brow_thick (thicker at the inner end)."""
     for side, upper, lower in (("l", [36, 37, 38, 39], [39, 40, 41, 36]), ("r", [42, 43, 44, 45], [45, 46, 47, 42])):
-        up, lo = sp(upper), sp(lower)
-        add(f"eye_up_{side}", up)
-        add(f"eye_lo_{side}", lo)
-        add(f"eye_white_{side}", np.concatenate([up, lo[1:-1]]))
-        add(f"under_{side}", lo[::-1][2:-2], np.array([0.0, 0.08]))
-        add(f"crease_{side}", up[2:-2], np.array([0.0, -0.055]))
-    # brows: centre line through the landmarks, width brow_thick (thicker at the inner end)
+        up, lo = _sp(upper), _sp(lower)
+        b.add(f"eye_up_{side}", up)
+        b.add(f"eye_lo_{side}", lo)
+        b.add(f"eye_white_{side}", np.concatenate([up, lo[1:-1]]))
+        b.add(f"under_{side}", lo[::-1][2:-2], np.array([0.0, 0.08]))
+        b.add(f"crease_{side}", up[2:-2], np.array([0.0, -0.055]))
     prof = 0.5 * (0.45 + 0.55 * np.sqrt(np.linspace(0.0, 1.0, 4 * SEG + 1)))
     half = np.stack([np.zeros_like(prof), prof], 1)  # near-horizontal strokes: offset vertically
     for name, idx in (("brow_l", [17, 18, 19, 20, 21]), ("brow_r", [26, 25, 24, 23, 22])):
-        d = sp(idx)
-        add(name, np.concatenate([d, d[::-1]]), None, np.concatenate([-half, half[::-1]]))
-    # nose: tip highlight, bridge line 27-30, nostrils, base line 31-35 with the wings, wrinkles (AU9)
-    add("nose_tip", at_point(E[30], 16), circle(16) * (0.075, 0.055) + (0.0, 0.02))
+        d = _sp(idx)
+        b.add(name, np.concatenate([d, d[::-1]]), None, np.concatenate([-half, half[::-1]]))
+
+
+def _add_nose(b: _Builder) -> None:
+    """Tip highlight, bridge line 27-30, nostrils, base line 31-35 with the wings, wrinkles (AU9)."""
+    b.add("nose_tip", _at_point(_E[30], 16), circle(16) * (0.075, 0.055) + (0.0, 0.02))
     # the bridge line runs on a little past the tip so that point 30 lies on it, not on its end
-    add("bridge", np.concatenate([sp([27, 28, 29, 30]), E[[30]]]), np.concatenate([np.zeros((13, 2)), [[0.0, 0.035]]]))
-    for name, a, b in (("nostril_l", 31, 32), ("nostril_r", 35, 34)):
-        add(name, at_point(0.5 * (E[a] + E[b]), 12), circle(12) * (0.045, 0.022) + (0.0, -0.012))
+    bridge = np.concatenate([_sp([27, 28, 29, 30]), _E[[30]]])
+    b.add("bridge", bridge, np.concatenate([np.zeros((13, 2)), [[0.0, 0.035]]]))
+    for name, i, j in (("nostril_l", 31, 32), ("nostril_r", 35, 34)):
+        b.add(name, _at_point(0.5 * (_E[i] + _E[j]), 12), circle(12) * (0.045, 0.022) + (0.0, -0.012))
     base_idx = [31, 31, 32, 33, 34, 35, 35]
     wing = np.zeros((7, 2))
     wing[0], wing[-1] = (0.025, -0.09), (-0.025, -0.09)
     S = spline_matrix(7, False)
-    add("nose_base", S @ E[base_idx], S @ wing)
+    b.add("nose_base", S @ _E[base_idx], S @ wing)
     x4 = np.linspace(-0.09, 0.09, 4)
     for j, f in enumerate((0.25, 0.45, 0.65)):
-        add(f"wrinkle{j}", at_point((1 - f) * E[27] + f * E[29], 4), np.stack([x4, 0.02 * (x4 / 0.09) ** 2], 1))
-    # mouth: outer lip contour (closed), cavity (inner contour), inner upper/lower lip lines (left → right)
-    lips = sp(list(range(48, 60)), closed=True)
-    add("lips", lips)
-    add("lips_outline", np.concatenate([lips, lips[:1]]))
-    add("cavity", sp(list(range(60, 68)), closed=True))
-    add("inner_up", sp([60, 61, 62, 63, 64]))
-    add("inner_lo", sp([64, 65, 66, 67, 60])[::-1])
-    return Template(np.concatenate(Ms), np.concatenate(Cs), np.concatenate(Ks), parts)
+        b.add(f"wrinkle{j}", _at_point((1 - f) * _E[27] + f * _E[29], 4), np.stack([x4, 0.02 * (x4 / 0.09) ** 2], 1))
+
+
+def _add_mouth(b: _Builder) -> None:
+    """Outer lip contour (closed), cavity (inner contour), inner upper/lower lip lines (left → right)."""
+    lips = _sp(list(range(48, 60)), closed=True)
+    b.add("lips", lips)
+    b.add("lips_outline", np.concatenate([lips, lips[:1]]))
+    b.add("cavity", _sp(list(range(60, 68)), closed=True))
+    b.add("inner_up", _sp([60, 61, 62, 63, 64]))
+    b.add("inner_lo", _sp([64, 65, 66, 67, 60])[::-1])
+
+
+def _build() -> Template:
+    """Every shape :mod:`.render` draws (looked up by name); the order of the ``add`` calls fixes the rows."""
+    b = _Builder()
+    _add_jaw_and_lines(b)
+    _add_eyes_and_brows(b)
+    _add_nose(b)
+    _add_mouth(b)
+    return b.template()
 
 
 #: The affine feature shapes, built once.
