@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent / "calibration"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synth")
-    ap.add_argument("--landmarks", default="priors/synth/landmarks_noise0.npy", help="landmark set (DVC priors stage)")
+    ap.add_argument("--landmarks", default="priors/synth", help="landmark set: a .npy, or the priors stage folder (its landmark_noise 0 set)")
     ap.add_argument("--config", default="benchmarks/protocols/synthetic-cpu.yaml")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

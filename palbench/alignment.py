@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from palbench.attribution import layer_attribution
-from palbench.loss import constrained_channels, pal_correlation
-from palbench.models import capture
+from palbench.loss import pal_correlation, split_channels
+from palbench.objective import attributed_forward
 from palbench.priors import render_priors
 
 
@@ -88,10 +87,9 @@ def alignment_scores(attribution: Tensor, prior: Tensor, c1: float) -> dict[str,
         corr, valid = pal_correlation(maps, prior, "mean", 1.0)
         return torch.where(valid[:, 0], corr[:, 0], torch.nan).double().cpu()
 
-    c = attribution.shape[1]
-    k = constrained_channels(c, c1)
-    free = r(attribution[:, k:]) if k < c else torch.full((attribution.shape[0],), torch.nan, dtype=torch.float64)
-    return {"constrained": r(attribution[:, :k]), "free": free, "all": r(attribution)}
+    constrained, free = split_channels(attribution, c1)
+    no_free = torch.full((attribution.shape[0],), torch.nan, dtype=torch.float64)
+    return {"constrained": r(constrained), "free": no_free if free is None else r(free), "all": r(attribution)}
 
 
 def input_grad_input(logits: Tensor, images: Tensor) -> Tensor:
@@ -136,7 +134,7 @@ def attention_batch(
     layer: str,
     method: str,
     c1: float,
-    sigma: float,
+    prior_sigma: float,
     coverage: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One forward and its attributions: logits and every per-sample attention metric of a batch.
@@ -145,7 +143,7 @@ def attention_batch(
         model: a palbench backbone (eval mode) whose catalogue has ``layer``.
         images: ``[B, 3, S, S]`` normalised model input.
         landmarks: ``[B, 68, 2]`` in input pixels; NaN rows = no face.
-        layer, method, c1, sigma: the run's PAL layer, attribution method, constrained fraction, prior σ.
+        layer, method, c1, prior_sigma: the run's PAL layer, attribution method, constrained fraction, prior σ.
         coverage: ``[B, S, S]`` decoy-box coverage of the input pixels, or ``None`` (no decoy metric).
 
     Returns:
@@ -153,10 +151,8 @@ def attention_batch(
     """
     with torch.enable_grad():
         x = images.detach().requires_grad_(True)
-        with capture(model, layer) as cap:
-            logits = model(x)
-        attribution = layer_attribution(logits, cap.features, method, create_graph=False)
-        prior = render_priors(landmarks, x.shape[-2:], attribution.shape[-2:], sigma).to(attribution.device)
+        logits, attribution = attributed_forward(model, x, layer, method, create_graph=False)
+        prior = render_priors(landmarks, x.shape[-2:], attribution.shape[-2:], prior_sigma).to(attribution.device)
         scores = alignment_scores(attribution, prior, c1)
         if coverage is not None:
             scores.update(decoy_shares(input_grad_input(logits, x), coverage))

@@ -26,10 +26,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from palbench.config.names import METHODS
 from palbench.errors import ConfigError
-
-#: Methods usable from one forward pass, by :func:`layer_attribution`.
-METHODS: tuple[str, ...] = ("grad", "grad_input", "gradcam")
 
 
 def output_gradient(output: Tensor, features: Tensor, create_graph: bool = True) -> Tensor:

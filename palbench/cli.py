@@ -15,12 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from palbench.config.names import ARCHS, RENAMED_FLAGS
 from palbench.errors import ConfigError, PalbenchError
 
 
 def _add_layers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list the PAL layers of a backbone with channels and spatial size")
-    p.add_argument("--arch", default="vgg16", help="vgg16 | vgg16_bn | resnet50 (default: vgg16)")
+    p.add_argument("--arch", default="vgg16", help=f"{' | '.join(ARCHS)} (default: vgg16)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
     p.add_argument("--size", type=int, default=224, help="input size in pixels (default: 224)")
 
@@ -136,21 +137,22 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_priors(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("priors", help="landmark sets per noise sigma (noise study) and a preview for the notebooks")
+    p = sub.add_parser("priors", help="landmark sets per landmark-noise σ (noise study) and a preview for the notebooks")
     p.add_argument("dataset", help="canonical dataset folder with landmarks.npy")
     p.add_argument("out", help="output folder (replaced atomically)")
-    p.add_argument("--noise-sigmas", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5],
-                   help="landmark noise sigma in pixels of a 224 crop (default: 0 1 2 3 4 5)")
+    p.add_argument("--landmark-noise", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5], metavar="SIGMA",
+                   help="landmark-noise σ to draw a set for, pixels of a 224 crop (default: 0 1 2 3 4 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preview", type=int, default=8, help="test samples in preview.npz (default: 8)")
     p.add_argument("--landmarks", help="landmark file .npy [N,68,2] (default: the dataset's landmarks.npy)")
+    p.add_argument("--preview-out", help="folder for preview.npz/preview.json (default: OUT)")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.prior_sets import build_prior_sets
 
-        info = build_prior_sets(args.dataset, args.out, args.noise_sigmas, args.seed, args.preview,
-                                landmarks=args.landmarks)
-        print(f"palbench priors: {len(info['noise_sigmas'])} landmark sets ({info['n_samples']} samples, "
+        info = build_prior_sets(args.dataset, args.out, args.landmark_noise, args.seed, args.preview,
+                                landmarks=args.landmarks, preview_out=args.preview_out)
+        print(f"palbench priors: {len(info['landmark_noise'])} landmark sets ({info['n_samples']} samples, "
               f"{info['n_without_face']} without face) -> {args.out}")
         return 0
 
@@ -195,8 +197,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="start over in a folder that already holds a run")
     p.add_argument("--evaluate", metavar="SPLIT",
                    help="then evaluate the best model on SPLIT into OUT/SPLIT (as `palbench evaluate`), same process")
-    p.add_argument("--evaluate-landmarks", metavar="NPY",
-                   help="landmark set for that evaluation's alignment (default: the dataset's landmarks.npy)")
+    p.add_argument("--evaluate-landmarks", metavar="PATH",
+                   help="landmark set for that evaluation's alignment: a .npy, or a priors folder (its "
+                        "landmark_noise 0 set); default: the dataset's landmarks.npy")
     p.add_argument("--discard-state", action="store_true",
                    help="delete the resume checkpoint state.pt once the run has finished (keeps best.pt)")
     hints = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
@@ -240,7 +243,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder: metrics.json, predictions.csv")
     p.add_argument("--split", default="test", help="train | val | test (default: test)")
     p.add_argument("--data", help="dataset folder (default: the run's)")
-    p.add_argument("--landmarks", help="landmark set .npy [N,68,2] for the alignment (default: landmarks.npy)")
+    p.add_argument("--landmarks", help="landmark set for the alignment: a .npy [N,68,2], or a priors folder (its "
+                                        "landmark_noise 0 set); default: the dataset's landmarks.npy")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes (default: 0)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -326,7 +330,7 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="list the protocols")
 
     def run(args: argparse.Namespace) -> int:
-        from palbench import protocol as pr
+        from palbench import config as pr
 
         if args.list:
             for name in pr.available_protocols():
@@ -343,7 +347,7 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
             proto = pr.load_protocol(args.name)
         path = pr.write_params(proto, args.params, source=args.name or "--refresh")
         runs = pr.expand_runs(proto)
-        configs = len({name.rpartition("-s")[0] for name in runs})
+        configs = len({row["config"] for row in pr.grid(proto)})
         print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
               f"{len(proto['seeds'])} seeds = {len(runs)} runs -> {path}")
         return 0
@@ -378,7 +382,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default="params.yaml", help="params file; its folder is the project root")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="notebook parameter, value read as YAML (e.g. -p sigma 3 with NAME sensitivity)")
+                   help="notebook parameter, value read as YAML (e.g. -p landmark_noise 3 with NAME sensitivity)")
     p.add_argument("--workers", type=int, help="notebooks run at the same time (default: CPU count, at most 4)")
 
     def run(args: argparse.Namespace) -> int:
@@ -404,19 +408,25 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def _dashed(argv: Sequence[str]) -> list[str]:
-    """``--noise_sigmas`` → ``--noise-sigmas``: DVC's ``${group}`` interpolation writes params keys with
-    underscores; every option is spelt with dashes."""
+    """``--landmark_noise`` → ``--landmark-noise``: DVC's ``${group}`` interpolation writes params keys with
+    underscores; every option is spelt with dashes. A flag palbench renamed is refused, naming the new one."""
     out = []
     for a in argv:
         if a.startswith("--") and len(a) > 2:
             name, eq, value = a.partition("=")
             a = name.replace("_", "-") + eq + value
+            if a.partition("=")[0] in RENAMED_FLAGS:
+                raise ConfigError(f"option {name} is now {RENAMED_FLAGS[a.partition('=')[0]]} (one name per parameter)")
         out.append(a)
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_dashed(sys.argv[1:] if argv is None else argv))
+    try:
+        args = build_parser().parse_args(_dashed(sys.argv[1:] if argv is None else argv))
+    except ConfigError as e:
+        print(f"palbench: error: {e}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except PalbenchError as e:

@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from palbench.alignment import attention_batch, box_coverage, nanmean
+from palbench.config import landmark_set_path
 from palbench.data.canonical import CLASSES, CanonicalDataset, load_landmark_set, read_dataset
 from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError, PalbenchError
@@ -162,14 +163,13 @@ def evaluate_run(
         out: output folder (created; files replaced atomically, only after everything succeeded).
         split: ``train`` | ``val`` | ``test``.
         data: canonical dataset folder; default: the one the run was trained on.
-        landmarks: a landmark set ``[N, 68, 2]`` (.npy) for the alignment; default: ``landmarks.npy``.
+        landmarks: the landmark set for the alignment: a ``.npy [N, 68, 2]``, or a priors folder (its
+            ``landmark_noise`` 0 set); default: the dataset's ``landmarks.npy``.
         batch_size, workers, device: inference settings (device default: CUDA when available).
 
     Returns:
         ``metrics.json``'s content.
     """
-    from tqdm.auto import tqdm
-
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -179,15 +179,55 @@ def evaluate_run(
     if data is None and not root.is_dir():
         raise DataError(f"{root}: the run's dataset folder not found; pass --data DIR")
     dataset = read_dataset(root)
-    lm = load_landmark_set(dataset, landmarks)
+    lm_path = landmark_set_path(landmarks)
+    lm = load_landmark_set(dataset, lm_path)
     boxes = _decoy_boxes(dataset)
     eval_set = _EvalSet(dataset, split, cfg.size, lm, False, model.input_normalization, boxes=boxes)
     loader = DataLoader(eval_set, batch_size=batch_size, shuffle=False, num_workers=workers)
+    passes = _attention_pass(model, cfg, loader, device, boxes is not None, progress, split)
+
+    probs = torch.softmax(passes["logits"].double(), dim=1).numpy()
+    pred = probs.argmax(axis=1)
+    n_classes = probs.shape[1]
+    names = list(dataset.meta.get("classes") or CLASSES)
+    names = names if len(names) == n_classes else [str(k) for k in range(n_classes)]
+    metrics = classification_metrics(passes["labels"], pred, names)
+    metrics.update({
+        "split": split, "classes": names, "run": str(run), "data": str(root),
+        "landmarks": str(lm_path if lm_path is not None else root / "landmarks.npy") if lm is not None else None,
+        "pal": {k: getattr(cfg, k) for k in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
+        **attention_metrics(passes["scores"], passes["valid"], boxes is not None),
+    })  # fmt: skip
+    out = Path(out)
+    with atomic_path(out / "predictions.csv") as tmp:
+        _prediction_table(dataset, passes, probs).to_csv(tmp, index=False, float_format="%.9g")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
+    return metrics
+
+
+def _prediction_table(dataset: CanonicalDataset, passes: dict, probs: np.ndarray) -> pd.DataFrame:
+    """``predictions.csv``: samples.csv row, path, label, predicted class, softmax probabilities ``[N, K]``."""
+    index = passes["index"]
+    return pd.DataFrame({
+        "index": index, "path": dataset.samples["path"].to_numpy()[index], "label": passes["labels"],
+        "prediction": probs.argmax(axis=1),
+        **{f"prob_{k}": probs[:, k] for k in range(probs.shape[1])},
+    })  # fmt: skip
+
+
+def _attention_pass(model: torch.nn.Module, cfg, loader: DataLoader, device: torch.device, decoy: bool,
+                    progress: bool, split: str) -> dict:
+    """Logits and the per-sample attention scores of every batch (:func:`palbench.alignment.attention_batch`).
+
+    Returns:
+        ``logits [N, K]`` (tensor), ``labels, index, valid [N]`` and ``scores {name: float64 [N]}`` (arrays).
+    """
+    from tqdm.auto import tqdm
 
     logits, labels, index, valid, scores = [], [], [], [], {}
     for batch in tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=None if progress else True):
         images = batch["image"].to(device)
-        cov = batch["coverage"].to(device) if boxes is not None else None
+        cov = batch["coverage"].to(device) if decoy else None
         out_logits, s = attention_batch(
             model, images, batch["landmarks"].to(device), cfg.layer, cfg.method, cfg.c1, cfg.prior_sigma, cov
         )
@@ -197,39 +237,19 @@ def evaluate_run(
         valid.append(batch["valid"])
         for k, v in s.items():
             scores.setdefault(k, []).append(v.numpy())
-    logits_t, labels_np, index_np = torch.cat(logits), torch.cat(labels).numpy(), torch.cat(index).numpy()
-    scores = {k: np.concatenate(v) for k, v in scores.items()}
-    probs = torch.softmax(logits_t.double(), dim=1).numpy()
-    pred = probs.argmax(axis=1)
+    return {"logits": torch.cat(logits), "labels": torch.cat(labels).numpy(), "index": torch.cat(index).numpy(),
+            "valid": torch.cat(valid).numpy(), "scores": {k: np.concatenate(v) for k, v in scores.items()}}
 
-    n_classes = probs.shape[1]
-    names = list(dataset.meta.get("classes") or CLASSES)
-    names = names if len(names) == n_classes else [str(k) for k in range(n_classes)]
-    metrics = classification_metrics(labels_np, pred, names)
-    with_face = torch.cat(valid).numpy()
-    metrics.update({
-        "split": split,
-        "classes": names,
-        "run": str(run),
-        "data": str(root),
-        "landmarks": str(landmarks if landmarks is not None else root / "landmarks.npy") if lm is not None else None,
-        "pal": {k: getattr(cfg, k) for k in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
+
+def attention_metrics(scores: dict[str, np.ndarray], with_face: np.ndarray, decoy: bool) -> dict:
+    """The split's attention metrics (see the module docstring) from the per-sample scores."""
+    share = scores.get("share")
+    return {
         "alignment_constrained": nanmean(scores["constrained"][with_face]),
         "alignment_free": nanmean(scores["free"][with_face]),
         "alignment_all": nanmean(scores["all"][with_face]),
         "alignment_n": int(np.isfinite(scores["constrained"][with_face]).sum()),
-        "decoy_share": nanmean(scores["share"]) if boxes is not None else None,
-        "decoy_area_share": nanmean(scores["area"][np.isfinite(scores["share"])]) if boxes is not None else None,
-        "decoy_n": int(np.isfinite(scores["share"]).sum()) if boxes is not None else 0,
-    })  # fmt: skip
-
-    table = pd.DataFrame({
-        "index": index_np, "path": dataset.samples["path"].to_numpy()[index_np], "label": labels_np,
-        "prediction": pred,
-        **{f"prob_{k}": probs[:, k] for k in range(n_classes)},
-    })  # fmt: skip
-    out = Path(out)
-    with atomic_path(out / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.9g")
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
-    return metrics
+        "decoy_share": nanmean(share) if decoy else None,
+        "decoy_area_share": nanmean(scores["area"][np.isfinite(share)]) if decoy else None,
+        "decoy_n": int(np.isfinite(share).sum()) if decoy else 0,
+    }

@@ -23,19 +23,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from palbench.config.names import STRATEGIES, constrained_channels
 from palbench.errors import ConfigError
-
-STRATEGIES: tuple[str, ...] = ("all", "mean")
 
 #: Squared L2 norm below which a centred map counts as constant (float32 standardisation).
 _EPS2 = 1e-20
 
 
-def constrained_channels(channels: int, c1: float) -> int:
-    """``C1 = round(c1 · C)``, at least 1. ``c1`` must lie in ``(0, 1]``."""
-    if not (isinstance(c1, (int, float)) and 0.0 < float(c1) <= 1.0):
-        raise ConfigError(f"c1 must be in (0, 1] (fraction of channels constrained), got {c1!r}")
-    return max(1, int(round(float(c1) * channels)))
+def split_channels(attribution: Tensor, c1: float) -> tuple[Tensor, Tensor | None]:
+    """The constrained and the free channels of an attribution (the split of eq. 6).
+
+    Args:
+        attribution: ``[B, C, H, W]``.
+        c1: fraction of channels constrained, in ``(0, 1]``: ``C1 = round(c1 · C)``, at least 1.
+
+    Returns:
+        ``(constrained [B, C1, H, W], free [B, C - C1, H, W])``; ``free`` is ``None`` when ``C1 = C``.
+    """
+    k = constrained_channels(attribution.shape[1], c1)
+    return attribution[:, :k], (attribution[:, k:] if k < attribution.shape[1] else None)
 
 
 def channel_map(attribution: Tensor, strategy: str = "mean", c1: float = 0.5) -> Tensor:
@@ -53,7 +59,7 @@ def channel_map(attribution: Tensor, strategy: str = "mean", c1: float = 0.5) ->
         raise ConfigError(f"unknown channel strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if attribution.dim() != 4:
         raise ConfigError(f"attribution must be [B, C, H, W], got shape {tuple(attribution.shape)}")
-    first = attribution[:, : constrained_channels(attribution.shape[1], c1)]
+    first, _ = split_channels(attribution, c1)
     return first.mean(dim=1, keepdim=True) if strategy == "mean" else first
 
 

@@ -63,7 +63,11 @@ def paired_comparison(
 
 
 def read_run(run: str | Path, eval_dir: str = "test") -> dict:
-    """One row: the run's config keys, its training metrics (``val_*``) and its evaluation (``test_*``)."""
+    """One run folder: ``config`` (its ``config.json`` through :class:`~palbench.config.TrainConfig`, so a
+    key an older palbench did not write has its default), ``val_accuracy`` and ``seconds`` (training
+    metrics), and ``test_*`` (its evaluation on ``eval_dir``)."""
+    from palbench.config import TrainConfig
+
     run = Path(run)
     try:
         config = json.loads((run / "config.json").read_text())
@@ -73,8 +77,8 @@ def read_run(run: str | Path, eval_dir: str = "test") -> dict:
         raise DataError(f"{e.filename}: not found; a run needs config.json, metrics.json and {eval_dir}/metrics.json") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{run}: invalid JSON ({e})") from None
-    row = {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
-    row.update(run=str(run), val_accuracy=train.get("best_val_accuracy"), seconds=train.get("seconds"))
+    row = {"config": TrainConfig.from_dict(config, where=str(run / "config.json")).to_dict(),
+           "val_accuracy": train.get("best_val_accuracy"), "seconds": train.get("seconds")}
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "alignment_constrained", "alignment_free",
                 "alignment_all", "decoy_share", "decoy_area_share"):
         row[f"test_{key}"] = test.get(key)
@@ -129,24 +133,36 @@ EXTRA_METRICS = ("val_accuracy", "test_balanced_accuracy", "test_macro_f1", "tes
 
 def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame:
     """One row per run of the grid (``runs.csv``): run, config, seed, the configuration's settings
-    (including ``landmark_noise``) and the run's metrics. A missing or unreadable run is an error naming it."""
-    from palbench.protocol import grid
+    (``landmark_noise`` included) and the run's metrics.
 
-    settings = {row["config"]: row["settings"] for row in grid(params)}
-    eval_dir = params["evaluate"]["split"]
+    Each run's settings and seed are read from its ``config.json`` — never parsed from its folder name —
+    and must be those of the configuration and seed the grid trained it for. A missing or unreadable run,
+    or one whose recorded settings differ (trained for other studies: stale), is an error naming it.
+    """
+    from palbench.config import grid, run_name
+
+    configs = {row["config"]: row["settings"] for row in grid(params)}
+    planned = {run_name(c, s): (c, s) for c in configs for s in params["seeds"]}
     rows = []
     for name in params["runs"]:
-        config, _, seed = name.rpartition("-s")
-        row = read_run(Path(runs_dir) / name, eval_dir)
-        rows.append({"run": name, "config": config, "seed": int(seed), **settings[config],
-                     **{k: row[k] for k in ("val_accuracy", "seconds") + tuple(k for k in row if k.startswith("test_"))}})
+        path = Path(runs_dir) / name
+        run = read_run(path, params["evaluate"]["split"])
+        settings = run.pop("config")
+        config, seed = planned[name]
+        differ = [f"{k} {settings.get(k)!r} (expected {v!r})" for k, v in {**configs[config], "seed": seed}.items()
+                  if settings.get(k) != v]
+        if differ:
+            raise DataError(f"{path / 'config.json'}: not the run of configuration {config} with seed {seed}: "
+                            f"{', '.join(differ)}; a stale run, re-run it with `dvc repro`")
+        rows.append({"run": name, "config": config, "seed": settings["seed"],
+                     **{k: settings[k] for k in configs[config]}, **run})
     return pd.DataFrame(rows)
 
 
 def study_tables(params: Mapping, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``{study: table}``: one row per configuration of the study (baseline first, then the protocol's order),
     with the settings the study varies, ``config`` and ``baseline`` columns, and :func:`study_table`'s statistics."""
-    from palbench.protocol import grid
+    from palbench.config import grid
 
     rows = grid(params)
     tables = {}
@@ -173,8 +189,8 @@ def aggregate(params_path: str | Path = "params.yaml", runs_dir: str | Path = "r
     """Write ``runs.csv`` and one ``<study>.csv`` per study into ``out`` (atomically), and the aggregated
     metrics (every study's configurations: mean test accuracy, CI, difference to the baseline, p, alignment,
     decoy share) to ``metrics_path`` — one file for ``dvc metrics show``. Returns the metrics."""
+    from palbench.config import read_params
     from palbench.io import atomic_dir, write_json
-    from palbench.protocol import read_params
 
     params = read_params(params_path)
     runs = collect_runs(params, runs_dir)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError
 from palbench.evaluate import predict
 from palbench.io import write_json, write_text
-from palbench.models import build_model, resolve_layer
+from palbench.models import build_model, load_weights, resolve_layer
 from palbench.objective import pal_objective
 
 
@@ -75,14 +77,16 @@ def _device(rank: int) -> torch.device:
 def prepare(cfg: TrainConfig):
     """Validate everything a run needs before any file is written; return dataset, landmarks, model."""
     data = read_dataset(cfg.data)
-    landmarks = load_landmark_set(data, cfg.landmarks)
+    landmarks = load_landmark_set(data, cfg.landmarks, cfg.landmark_noise)
     if landmarks is None and cfg.pal_weight > 0:
         raise DataError(f"{Path(cfg.data) / 'landmarks.npy'}: not found; PAL needs landmarks (`palbench landmarks`)")
     for split in ("train", "val"):
         if len(data.split_indices(split)) == 0:
             raise DataError(f"{Path(cfg.data) / 'samples.csv'}: split {split!r} is empty")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width, weights=cfg.weights)
+    model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width)
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights)
     resolve_layer(model, cfg.layer)  # unknown layer: error listing the valid ones
     if cfg.dropout is not None:
         for m in model.modules():
@@ -97,7 +101,8 @@ def check_run_folder(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> 
     if resume:
         if not (out / "state.pt").is_file():
             raise ConfigError(f"{out}: --resume given but there is no state.pt to resume from")
-        diff = result_diff(read_config(stored), cfg.to_dict())
+        # through TrainConfig: a key an older palbench did not write compares as its default
+        diff = result_diff(TrainConfig.from_dict(read_config(stored), str(stored)).to_dict(), cfg.to_dict())
         if diff:
             raise ConfigError(f"{out}: --resume with a different config: {'; '.join(diff)}")
         return True
@@ -106,12 +111,91 @@ def check_run_folder(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> 
     return False
 
 
+@dataclass
+class RunState:
+    """Where a run stands; saved (as plain values, ``weights_only``-readable) in every checkpoint.
+
+    Attributes:
+        epoch, step_in_epoch, global_step: position (the epoch under way and the steps done in it).
+        history: one row per finished epoch (``history.csv``).
+        best_val_accuracy, best_epoch: model selection (-1 before the first validation).
+        ce_sum, pal_sum, n_sum: running loss sums of the epoch under way, over ``n_sum`` steps.
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_val_accuracy: float = -1.0
+    best_epoch: int = -1
+    ce_sum: float = 0.0
+    pal_sum: float = 0.0
+    n_sum: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> RunState:
+        return cls(**{k: ckpt[k] for k in cls.__dataclass_fields__})
+
+    def next_epoch(self) -> None:
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.ce_sum, self.pal_sum, self.n_sum = 0.0, 0.0, 0
+
+
+@dataclass
+class Run:
+    """What one training needs once set up: config, folder, process, model, optimisation, data."""
+
+    cfg: TrainConfig
+    out: Path
+    rank: int
+    world: int
+    device: torch.device
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    train_set: FaceDataset
+    val_set: FaceDataset
+    total_steps: int
+
+    def checkpoint(self, state: RunState) -> None:
+        """The resume point (rank 0 writes it)."""
+        if self.rank == 0:
+            save_checkpoint(self.out / "state.pt", {
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                **state.to_dict(),
+            })
+
+
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool = False) -> dict:
     """Run one training; return ``metrics.json``'s content."""
-    out = Path(out)
     t_start = time.perf_counter()
+    run = setup(cfg, Path(out), resume, force)
+    state = start(run, resume)
+    live = _live(run.out, resume) if run.rank == 0 else None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=run.total_steps, initial=state.global_step, unit="step", dynamic_ncols=True,
+               disable=None if cfg.progress and run.rank == 0 else True, desc=f"train {run.out.name}")
+    while state.global_step < run.total_steps:
+        t_epoch = time.perf_counter()
+        train_epoch(run, state, bar)
+        end_epoch(run, state, live, time.perf_counter() - t_epoch)
+    bar.close()
+    return finish(run, state, live, time.perf_counter() - t_start)
+
+
+def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool) -> Run:
+    """Validate (before writing anything), then model, optimiser, poly-LR schedule, scaler and data on the
+    process's device."""
     data, landmarks, model = prepare(cfg)
-    resuming = check_run_folder(out, cfg, resume, force)
+    check_run_folder(out, cfg, resume, force)
     rank, world = distributed()
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
@@ -122,105 +206,110 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     norm = model.input_normalization
     train_set = FaceDataset(data, "train", cfg.size, landmarks, cfg.augment, norm, cfg.seed)
     val_set = FaceDataset(data, "val", cfg.size, landmarks, False, norm, cfg.seed)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or 10**12)
+    total_steps = min(cfg.epochs * math.ceil(len(train_set) / cfg.batch_size), cfg.max_steps or 10**12)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.lr_power)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    return Run(cfg, out, rank, world, device, model, net, opt, sched, scaler, amp_dtype, train_set, val_set,
+               total_steps)
 
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": {"val_accuracy": -1.0, "epoch": -1},
-             "sums": {"ce": 0.0, "pal": 0.0, "n": 0}}  # sums: running loss sums of the current epoch
-    if resuming:
-        ckpt = load_checkpoint(out / "state.pt", map_location=device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+
+def start(run: Run, resume: bool) -> RunState:
+    """The state to start from: the checkpoint's (model, optimiser, schedule, scaler and RNG restored), or a
+    fresh one in an emptied run folder holding ``config.json``."""
+    if resume:
+        ckpt = load_checkpoint(run.out / "state.pt", map_location=run.device)
+        run.model.load_state_dict(ckpt["model"])
+        run.opt.load_state_dict(ckpt["optimizer"])
+        run.sched.load_state_dict(ckpt["scheduler"])
+        run.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
-        state = {k: ckpt[k] for k in state}
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        return RunState.from_checkpoint(ckpt)
+    if run.rank == 0:
+        run.out.mkdir(parents=True, exist_ok=True)
         for stale in ("state.pt", "best.pt", "metrics.json", "history.csv"):
-            (out / stale).unlink(missing_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
+            (run.out / stale).unlink(missing_ok=True)
+        write_json(run.out / "config.json", run.cfg.to_dict())
+    return RunState()
 
-    def checkpoint() -> None:
-        if rank == 0:
-            save_checkpoint(out / "state.pt", {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng_state(), **state,
-            })
 
-    live = _live(out, resuming) if rank == 0 else None
-    from tqdm.auto import tqdm
+def train_epoch(run: Run, state: RunState, bar) -> None:
+    """The remaining optimiser steps of epoch ``state.epoch`` (all of them, unless resumed mid-epoch)."""
+    cfg = run.cfg
+    run.train_set.set_epoch(state.epoch)
+    order = epoch_order(run.train_set.labels.numpy(), state.epoch, cfg.seed, cfg.balanced)
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    local = cfg.batch_size // run.world
+    mine = [b[run.rank * local : (run.rank + 1) * local].tolist() for b in batches[state.step_in_epoch :]]
+    # own generator: creating the loader must not draw from the global RNG (dropout's, restored on resume)
+    loader = DataLoader(run.train_set, batch_sampler=mine, num_workers=cfg.workers, generator=torch.Generator())
+    run.net.train()
+    for batch in loader:
+        outs = train_step(run, batch)
+        state.step_in_epoch += 1
+        state.global_step += 1
+        state.ce_sum += outs["ce"].item()
+        state.pal_sum += outs["pal"].item()
+        state.n_sum += 1
+        bar.update(1)
+        bar.set_postfix(epoch=state.epoch, ce=f"{outs['ce'].item():.3f}", pal=f"{outs['pal'].item():.3f}",
+                        val=f"{state.best_val_accuracy:.3f}")
+        if state.global_step >= run.total_steps:
+            break
+        if state.global_step % cfg.checkpoint_every == 0:
+            run.checkpoint(state)
 
-    bar = tqdm(total=total_steps, initial=state["global_step"], disable=None if cfg.progress and rank == 0 else True,
-               desc=f"train {out.name}", unit="step", dynamic_ncols=True)
-    labels = train_set.labels.numpy()
-    local = cfg.batch_size // world
-    while state["global_step"] < total_steps:
-        epoch = state["epoch"]
-        train_set.set_epoch(epoch)
-        order = epoch_order(labels, epoch, cfg.seed, cfg.balanced)
-        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        mine = [b[rank * local : (rank + 1) * local].tolist() for b in batches[state["step_in_epoch"] :]]
-        # own generator: creating the loader must not draw from the global RNG (dropout's, restored on resume)
-        loader = DataLoader(train_set, batch_sampler=mine, num_workers=cfg.workers, generator=torch.Generator())
-        net.train()
-        sums = state["sums"]
-        t_epoch = time.perf_counter()
-        for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                outs = pal_objective(net, images, batch["label"].to(device), batch["landmarks"].to(device), cfg.pal)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(outs["loss"]).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            state["step_in_epoch"] += 1
-            state["global_step"] += 1
-            sums["ce"] += outs["ce"].item()
-            sums["pal"] += outs["pal"].item()
-            sums["n"] += 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, ce=f"{outs['ce'].item():.3f}", pal=f"{outs['pal'].item():.3f}",
-                            val=f"{state['best']['val_accuracy']:.3f}")
-            if state["global_step"] >= total_steps:
-                break
-            if state["global_step"] % cfg.checkpoint_every == 0:
-                checkpoint()
-        val_acc = _val_accuracy(model, val_set, device, cfg) if rank == 0 else 0.0
-        row = {"epoch": epoch, "train_ce": sums["ce"] / max(sums["n"], 1), "train_pal": sums["pal"] / max(sums["n"], 1),
-               "val_accuracy": val_acc, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t_epoch}
-        state["history"].append(row)
-        if rank == 0 and val_acc > state["best"]["val_accuracy"]:
-            state["best"] = {"val_accuracy": val_acc, "epoch": epoch}
-            save_checkpoint(out / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_accuracy": val_acc,
-                                              "config": cfg.to_dict()})
-        if live is not None:
-            for k in ("train_ce", "train_pal", "val_accuracy", "lr"):
-                live.log_metric(k, row[k])
-            live.next_step()
-        state["epoch"], state["step_in_epoch"], state["sums"] = epoch + 1, 0, {"ce": 0.0, "pal": 0.0, "n": 0}
-        checkpoint()
-        if world > 1:
-            dist.barrier()
-    bar.close()
-    metrics = {
-        "best_val_accuracy": state["best"]["val_accuracy"], "best_epoch": state["best"]["epoch"],
-        "epochs": state["epoch"], "steps": state["global_step"], "seconds": time.perf_counter() - t_start,
-    }
-    if rank == 0:
-        write_text(out / "history.csv", _csv(state["history"]))
-        write_json(out / "metrics.json", metrics)
+
+def train_step(run: Run, batch: dict) -> dict[str, torch.Tensor]:
+    """One optimiser step of ``CE + λ·PAL`` (:func:`palbench.objective.pal_objective`) on one batch."""
+    images = batch["image"].to(run.device, non_blocking=True)
+    if run.cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    amp = run.amp_dtype
+    with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        outs = pal_objective(run.net, images, batch["label"].to(run.device), batch["landmarks"].to(run.device),
+                             run.cfg.pal)
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(outs["loss"]).backward()
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.sched.step()
+    return outs
+
+
+def end_epoch(run: Run, state: RunState, live, seconds: float) -> None:
+    """Validate, log the epoch's row, keep the best model (``best.pt``), checkpoint, move to the next epoch."""
+    val_acc = _val_accuracy(run.model, run.val_set, run.device, run.cfg) if run.rank == 0 else 0.0
+    n = max(state.n_sum, 1)
+    row = {"epoch": state.epoch, "train_ce": state.ce_sum / n, "train_pal": state.pal_sum / n,
+           "val_accuracy": val_acc, "lr": run.opt.param_groups[0]["lr"], "seconds": seconds}
+    state.history.append(row)
+    if run.rank == 0 and val_acc > state.best_val_accuracy:
+        state.best_val_accuracy, state.best_epoch = val_acc, state.epoch
+        save_checkpoint(run.out / "best.pt", {"model": run.model.state_dict(), "epoch": state.epoch,
+                                              "val_accuracy": val_acc, "config": run.cfg.to_dict()})
+    if live is not None:
+        for k in ("train_ce", "train_pal", "val_accuracy", "lr"):
+            live.log_metric(k, row[k])
+        live.next_step()
+    state.next_epoch()
+    run.checkpoint(state)
+    if run.world > 1:
+        dist.barrier()
+
+
+def finish(run: Run, state: RunState, live, seconds: float) -> dict:
+    """``history.csv`` and ``metrics.json`` (rank 0); the process group is closed."""
+    metrics = {"best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
+               "epochs": state.epoch, "steps": state.global_step, "seconds": seconds}
+    if run.rank == 0:
+        write_text(run.out / "history.csv", _csv(state.history))
+        write_json(run.out / "metrics.json", metrics)
         if live is not None:
             live.end()
-    if world > 1:
+    if run.world > 1:
         dist.destroy_process_group()
     return metrics
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import pipeline_project as pp
-from palbench import protocol as pr
+from palbench.config import protocol as pr
 from palbench.cli import _dashed, build_parser
 
 

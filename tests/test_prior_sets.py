@@ -1,4 +1,4 @@
-"""The priors stage: seeded landmark sets per noise sigma, preview, bad input."""
+"""The priors stage: seeded landmark sets per landmark-noise σ, preview, bad input."""
 
 import json
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from palbench.cli import main
-from palbench.prior_sets import build_prior_sets, noise_file
+from palbench.config import noise_file
+from palbench.prior_sets import build_prior_sets
 from palbench.priors import render_priors
 
 from conftest import write_tiny_dataset
@@ -42,7 +43,7 @@ def test_preview_contents(tiny_dataset, tmp_path):
     ref = render_priors(lm[[4, 5]], (24, 32), (24, 32), 3.0 * 24 / 28).numpy()
     np.testing.assert_allclose(pv["priors"][0], ref, rtol=1e-5)
     info = json.loads((tmp_path / "p" / "priors.json").read_text())
-    assert info["n_without_face"] == 1 and info["noise_sigmas"] == [0.0, 3.0]
+    assert info["n_without_face"] == 1 and info["landmark_noise"] == [0.0, 3.0]
 
 
 def test_cli_bad_input(tmp_path, capsys):
@@ -50,10 +51,23 @@ def test_cli_bad_input(tmp_path, capsys):
     cases = [
         (["priors", str(tmp_path / "missing"), str(tmp_path / "o")], "dataset folder not found"),
         (["priors", str(tmp_path / "nolm"), str(tmp_path / "o")], "landmarks.npy: not found"),
-        (["priors", str(tmp_path / "nolm"), str(tmp_path / "o"), "--noise-sigmas", "-1"], "noise sigmas"),
+        (["priors", str(tmp_path / "nolm"), str(tmp_path / "o"), "--landmark-noise", "-1"], "landmark_noise"),
     ]
     for argv, msg in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
         assert not (tmp_path / "o").exists()
+
+
+def test_preview_kept_apart_leaves_the_landmark_sets_unchanged(tiny_dataset, tmp_path):
+    """With --preview-out (the pipeline), the preview's settings change the preview folder only: the folder
+    every run depends on is the same, byte for byte, so DVC retrains nothing."""
+    root, _ = tiny_dataset
+    for n in (1, 2):
+        build_prior_sets(root, tmp_path / f"p{n}", [0, 3], preview=n, preview_out=tmp_path / f"v{n}")
+    files = sorted(f.name for f in (tmp_path / "p1").iterdir())
+    assert files == ["landmarks_noise0.npy", "landmarks_noise3.npy", "priors.json"]
+    assert all((tmp_path / "p1" / f).read_bytes() == (tmp_path / "p2" / f).read_bytes() for f in files)
+    assert [len(json.loads((tmp_path / f"v{n}" / "preview.json").read_text())["indices"]) for n in (1, 2)] == [1, 2]
+    assert np.load(tmp_path / "v2" / "preview.npz")["images"].shape[0] == 2

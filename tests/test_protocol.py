@@ -9,7 +9,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from palbench import protocol as pr
+from palbench.config import protocol as pr
+from palbench.config import parse_run_name
 from palbench.cli import main
 from palbench.errors import ConfigError, DataError
 from palbench.results import aggregate
@@ -46,8 +47,9 @@ def test_shared_configurations_are_trained_once_with_every_seed():
     assert studies_of["pal"] == {"ablation", "channels", "noise", "comparison"}
     assert studies_of["pal-c1_1"] == {"ablation", "channels"}
     # the baseline's PAL settings are the defaults (they change nothing), whatever the study set
-    assert runs["base-s0"] == {"pal_weight": 0, "landmarks": "priors/synth/landmarks_noise0.npy", "seed": 0}
-    assert runs["pal-noise_4-s2"]["landmarks"] == "priors/synth/landmarks_noise4.npy"
+    assert runs["base-s0"] == {"pal_weight": 0, "seed": 0}
+    # landmark_noise is a setting like any other (no landmark file name in the runs)
+    assert runs["pal-landmark_noise_4-s2"] == {"landmark_noise": 4, "seed": 2}
 
 
 def test_paper_grid_on_rafdb():
@@ -81,7 +83,7 @@ def _proto(**changes):
 @pytest.mark.parametrize(
     "change, needle",
     [
-        ({"studies": {"noise": {"vary": {"landmark_noise": [0, 3]}}}}, "landmark_noise 3 is not among priors.noise_sigmas"),
+        ({"studies": {"noise": {"vary": {"landmark_noise": [0, 3]}}}}, "landmark_noise 3 is not among priors.landmark_noise"),
         ({"studies": {"bad": {"vary": {"c1": [0.0]}}}}, "studies.bad"),
         ({"studies": {"bad": {"vary": {"colour": ["red"]}}}}, "unknown key(s) colour"),
         ({"studies": {"bad": {"vary": {"layer": []}}}}, "vary.layer: expected a non-empty list"),
@@ -97,6 +99,33 @@ def test_bad_protocols_name_the_key(change, needle):
     with pytest.raises(ConfigError) as e:
         pr.validate_protocol(_proto(**change), "p.yaml")
     assert needle in str(e.value) and str(e.value).startswith("p.yaml")
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"priors": {"noise_sigmas": [0, 4]}}, "p.yaml: priors: key 'noise_sigmas' is now 'landmark_noise'"),
+        ({"reports": {"sigma": 4}}, "p.yaml: reports: key 'sigma' is now 'landmark_noise'"),
+        ({"train": {**pr.load_protocol("smoke")["train"], "weight": 1.0}}, "train: key 'weight' is now 'pal_weight'"),
+        ({"studies": {"noise": {"vary": {"noise": [0, 4]}}}}, "key 'noise' is now 'landmark_noise'"),
+        ({"studies": {"w": {"set": {"sigma": 2.0}}}}, "key 'sigma' is now 'prior_sigma'"),
+        ({"studies": {"w": {"vary": {"lambda": [0.3]}}}}, "key 'lambda' is now 'pal_weight'"),
+        ({"reports": {"landmark_noise": 3}}, "reports.landmark_noise 3 is not among priors.landmark_noise"),
+        ({"reports": {"n_images": 0}}, "reports.n_images: expected an integer >= 1"),
+    ],
+)
+def test_old_names_and_bad_reports_fail_before_anything_trains(change, needle):
+    """A renamed key (one name per parameter) or a bad `reports` value fails at `palbench protocol`, naming
+    the new key, not after the grid has trained."""
+    with pytest.raises(ConfigError) as e:
+        pr.validate_protocol(_proto(**change), "p.yaml")
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_renamed_cli_flag_names_the_new_one(tmp_path, capsys):
+    assert main(["priors", str(tmp_path), str(tmp_path / "o"), "--noise-sigmas", "0", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "palbench: error: option --noise-sigmas is now --landmark-noise (one name per parameter)"
 
 
 def test_missing_section_and_unknown_protocol(tmp_path, capsys):
@@ -132,10 +161,11 @@ def test_protocol_cli_writes_and_refreshes_params(tmp_path, capsys):
 def _fake_runs(root, params, acc):
     """Run folders as `palbench train --evaluate test` writes them; acc(config, seed) -> test accuracy."""
     for name in params["runs"]:
-        config, _, seed = name.rpartition("-s")
+        config, seed = parse_run_name(name)
         run = root / "runs" / name
         (run / "test").mkdir(parents=True)
-        (run / "config.json").write_text(json.dumps({"seed": int(seed)}))
+        cfg = pr.TrainConfig.from_dict({**params["train"], **params["runs"][name], "data": "data/smoke"})
+        (run / "config.json").write_text(json.dumps(cfg.to_dict()))
         (run / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.5, "seconds": 3.0}))
         (run / "test" / "metrics.json").write_text(json.dumps({
             "accuracy": acc(config, int(seed)), "alignment_constrained": 0.9 if config != "base" else 0.2,
@@ -174,6 +204,24 @@ def test_aggregate_tables_statistics_and_metrics(tmp_path):
     assert ch.loc["pal", "test_alignment_constrained_mean"] == pytest.approx(0.9)
     assert m["channels"]["pal"]["p"] == pytest.approx(ref.pvalue, rel=1e-4)
     assert json.loads((tmp_path / "metrics.json").read_text())["protocol"] == "smoke"
+    # settings come from each run's config.json: landmark_noise is a column like the others
+    noise_runs = runs[runs["config"] == "pal-landmark_noise_4"]
+    assert len(noise_runs) == 4 and (noise_runs["landmark_noise"] == 4).all()
+
+
+def test_aggregate_reads_settings_from_config_json_not_the_folder_name(tmp_path, capsys):
+    proto = pr.load_protocol("smoke")
+    p = pr.write_params(proto, tmp_path / "params.yaml")
+    params = pr.read_params(p)
+    _fake_runs(tmp_path, params, lambda config, seed: 0.5)
+    config = tmp_path / "runs" / "pal-landmark_noise_4-s0" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "landmark_noise": 0}))  # folder says 4
+    assert main(["aggregate", "--params", str(p), "--runs", str(tmp_path / "runs"), "--out",
+                 str(tmp_path / "results"), "--metrics", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert (f"{config}: not the run of configuration pal-landmark_noise_4 with seed 0: landmark_noise 0 (expected 4)"
+            in err and err.count("\n") == 1)
+    assert not (tmp_path / "results").exists()
 
 
 def test_aggregate_names_a_missing_run_and_writes_nothing(tmp_path, capsys):

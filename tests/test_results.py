@@ -60,11 +60,13 @@ def test_study_table_rows_and_pairing():
 def test_read_run(tmp_path):
     run = tmp_path / "r"
     (run / "test").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"layer": "conv10", "seed": 2, "pal_weight": 1.0, "extra": {}}))
+    # a config.json of an older palbench: no landmark_noise key (its default, 0, is read)
+    (run / "config.json").write_text(json.dumps({"data": "d", "layer": "conv10", "seed": 2, "pal_weight": 1.0, "extra": {}}))
     (run / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.7, "seconds": 12.0}))
     (run / "test" / "metrics.json").write_text(json.dumps({"accuracy": 0.6, "alignment_constrained": 0.9}))
     row = read_run(run)
-    assert row["layer"] == "conv10" and row["seed"] == 2 and "extra" not in row
+    cfg = row["config"]
+    assert cfg["layer"] == "conv10" and cfg["seed"] == 2 and cfg["landmark_noise"] == 0
     assert row["val_accuracy"] == 0.7 and row["test_accuracy"] == 0.6 and row["test_alignment_constrained"] == 0.9
     assert row["test_decoy_share"] is None
     with pytest.raises(DataError, match="not found"):

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved_medians, markdown_table, publish  # noqa: E402
 
 from palbench.models import build_model  # noqa: E402
-from palbench.objective import PalConfig, pal_objective  # noqa: E402
+from palbench.config import PalConfig  # noqa: E402
+from palbench.objective import pal_objective  # noqa: E402
 from palbench.priors import render_priors  # noqa: E402
 
 FULL = 224

@@ -28,13 +28,14 @@ from common import interleaved_medians, markdown_table, publish  # noqa: E402
 from palbench.attribution import layer_attribution  # noqa: E402
 from palbench.loss import pal_loss  # noqa: E402
 from palbench.models import build_model, capture, describe_layers, flops_above  # noqa: E402
-from palbench.objective import PalConfig, pal_objective  # noqa: E402
+from palbench.config import PalConfig  # noqa: E402
+from palbench.objective import pal_objective  # noqa: E402
 from palbench.priors import render_priors  # noqa: E402
 
 
 def make_steps(model: nn.Module, layer: str, x, y, landmarks):
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
-    cfg = PalConfig(layer=layer, method="grad_input", strategy="mean", c1=0.5, weight=1.0)
+    cfg = PalConfig(layer=layer, method="grad_input", strategy="mean", c1=0.5, pal_weight=1.0)
 
     def step(loss):
         opt.zero_grad(set_to_none=True)

@@ -14,8 +14,9 @@ run (``train``), the seeds, and the studies of the paper::
           - ...
 
 A study's configurations are ``train`` defaults + ``set`` + one point of the product of ``vary``; its
-baseline is the same with ``pal_weight = 0``. ``landmark_noise`` (σ of the priors stage) selects the
-jittered landmark set ``priors/<data>/landmarks_noise<σ>.npy``. A configuration is identified by its
+baseline is the same with ``pal_weight = 0``. ``landmark_noise`` is a setting like any other (a
+:class:`~palbench.config.TrainConfig` field): a run reads the landmark set of its σ from the priors stage's
+folder, and records the σ in its ``config.json``. A configuration is identified by its
 *canonical* form — with PAL off, the PAL settings are reset to the defaults because they change nothing —
 so a configuration shared by several studies (the baseline; Grad Mean-of-half at the default layer in
 Fig. 3 and Table I; …) is one run per seed, trained once.
@@ -34,21 +35,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from palbench.config import TrainConfig
+from palbench.config.files import read_yaml
+from palbench.config.names import check_renamed, config_name, run_name
+from palbench.config.run import TrainConfig
 from palbench.errors import ConfigError
 
-PROTOCOLS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "protocols"
+PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "protocols"
 #: How a train stage starts ``palbench``: e.g. ``torchrun --nproc_per_node 8 -m palbench.cli`` for DDP.
 DEFAULT_LAUNCHER = "palbench"
 #: Settings that change nothing when PAL is off (pal_weight = 0).
 PAL_KEYS = ("method", "strategy", "c1", "prior_sigma", "landmark_noise")
 #: Keys a protocol must have.
 SECTIONS = ("protocol", "data", "landmarks", "priors", "train", "evaluate", "seeds", "studies")
-#: Order of the keys in a run name (others follow alphabetically).
-NAME_ORDER = ("arch", "width", "weights", "size", "layer", "method", "strategy", "c1", "prior_sigma", "landmark_noise")
-#: Values written as they are in run names; other keys are written key_value (short key names below).
-BARE_KEYS = ("arch", "layer", "method", "strategy")
-SHORT_KEYS = {"landmark_noise": "noise", "prior_sigma": "psigma", "pal_weight": "lambda"}
+#: Defaults of the protocol's optional ``reports`` section (parameters of the notebooks, :mod:`palbench.reports`).
+REPORT_DEFAULTS: dict[str, Any] = {"landmark_noise": None, "n_images": 7}
 
 
 def protocol_path(name: str | Path) -> Path:
@@ -63,26 +63,18 @@ def available_protocols() -> list[str]:
     return sorted(p.stem for p in PROTOCOLS_DIR.glob("*.yaml"))
 
 
-def _read_yaml(path: Path, missing: str) -> Any:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: {missing}")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-
-
 def load_protocol(name: str | Path) -> dict:
     """Read and validate a protocol (see the module docstring). Raises :class:`ConfigError` naming the key."""
     path = protocol_path(name)
-    proto = _read_yaml(path, f"protocol not found; available: {', '.join(available_protocols())}")
+    proto = read_yaml(path, f"protocol not found; available: {', '.join(available_protocols())}",
+                      f"a mapping with keys {', '.join(SECTIONS)}")
     validate_protocol(proto, str(path))
     return proto
 
 
 def validate_protocol(proto: Any, where: str) -> None:
+    """Check every section of a protocol (or params.yaml) before anything runs: a typo in ``reports`` or a
+    study fails here, not after the grid has trained. Raises :class:`ConfigError` naming the key."""
     if not isinstance(proto, dict):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(SECTIONS)}")
     missing = [k for k in SECTIONS if k not in proto]
@@ -91,33 +83,75 @@ def validate_protocol(proto: Any, where: str) -> None:
     if not isinstance(proto.get("launcher", DEFAULT_LAUNCHER), str):
         raise ConfigError(f"{where}: launcher: expected a command string such as 'palbench' or "
                           f"'torchrun --nproc_per_node 8 -m palbench.cli'")
-    data = proto["data"]
+    _check_data(proto["data"], where)
+    _check_seeds(proto["seeds"], where)
+    for section in ("priors", "train", "reports"):
+        if not isinstance(proto.get(section) or {}, dict):
+            raise ConfigError(f"{where}: {section}: expected a mapping")
+    check_renamed(proto["priors"] or {}, f"{where}: priors", "priors")
+    check_renamed(proto["train"], f"{where}: train")
+    noise = _check_noise(proto["priors"] or {}, where)
+    _check_studies(proto, where, noise)
+    check_reports_section(proto.get("reports"), where, noise)
+
+
+def _check_data(data: Any, where: str) -> None:
     for key in ("name", "command", "input", "args"):
         if not isinstance(data, dict) or key not in data:
             raise ConfigError(f"{where}: data.{key} missing (data needs name, command, input, args)")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(data["name"])):
         raise ConfigError(f"{where}: data.name {data['name']!r}: expected letters, digits, '-' or '_'")
-    seeds = proto["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+
+
+def _check_seeds(seeds: Any, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"{where}: seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{where}: seeds: repeated seed in {seeds}")
+
+
+def _check_noise(priors: dict, where: str) -> list:
+    """``priors.landmark_noise``: the σ the priors stage draws (0 = the landmarks as detected) — must hold 0."""
+    noise = priors.get("landmark_noise", [0])
+    if not isinstance(noise, list) or 0 not in noise:
+        raise ConfigError(f"{where}: priors.landmark_noise must be a list containing 0 (the landmarks as "
+                          f"detected), got {noise!r}")
+    return noise
+
+
+def _check_studies(proto: Mapping, where: str, noise: list) -> None:
     if not isinstance(proto["studies"], dict) or not proto["studies"]:
         raise ConfigError(f"{where}: studies: expected a mapping of study name -> {{set, vary}}")
-    sigmas = proto["priors"].get("noise_sigmas", [0])
     for name, study in proto["studies"].items():
         if not isinstance(study, dict) or set(study) - {"set", "vary", "title"}:
             raise ConfigError(f"{where}: studies.{name}: expected keys among title, set, vary")
         try:
             for conf in study_configs(proto, name):
-                noise = conf.get("landmark_noise", 0)
-                if noise not in sigmas:
-                    raise ConfigError(f"landmark_noise {noise} is not among priors.noise_sigmas {sigmas}; add it there")
-                TrainConfig.from_dict({**_train_keys(conf), "data": "-"}, where="train")
+                if conf.get("landmark_noise", 0) not in noise:
+                    raise ConfigError(f"landmark_noise {conf['landmark_noise']} is not among priors.landmark_noise "
+                                      f"{noise}; add it there")
+                TrainConfig.from_dict({**conf, "data": "-"}, where="train")
         except ConfigError as e:
             raise ConfigError(f"{where}: studies.{name}: {e}") from None
-    if 0 not in sigmas:
-        raise ConfigError(f"{where}: priors.noise_sigmas must contain 0 (the landmarks as detected), got {sigmas}")
+
+
+def check_reports_section(section: Any, where: str | Path, noise: list | None = None) -> None:
+    """``reports``: optional mapping of ``landmark_noise`` (the σ Fig. 4-5 highlight; one the priors stage
+    draws) and ``n_images`` (Fig. 7's test images, an integer >= 1)."""
+    if section is None:
+        return
+    check_renamed(section if isinstance(section, dict) else {}, f"{where}: reports", "reports")
+    if not isinstance(section, dict) or set(section) - set(REPORT_DEFAULTS):
+        raise ConfigError(f"{where}: reports: expected a mapping with keys among {', '.join(REPORT_DEFAULTS)}, "
+                          f"got {section!r}")
+    sigma, n = section.get("landmark_noise"), section.get("n_images", 1)
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0):
+        raise ConfigError(f"{where}: reports.landmark_noise: expected a landmark-noise σ >= 0, got {sigma!r}")
+    if sigma is not None and noise is not None and sigma not in noise:
+        raise ConfigError(f"{where}: reports.landmark_noise {sigma} is not among priors.landmark_noise {noise}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"{where}: reports.n_images: expected an integer >= 1, got {n!r}")
 
 
 def _points(vary: Mapping[str, list] | list[dict]) -> list[dict]:
@@ -170,32 +204,10 @@ def study_configs(proto: Mapping, study: str) -> list[dict]:
     return confs
 
 
-def config_name(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
-    """A readable, unique name: ``base`` or ``pal`` and the settings that differ from the defaults.
-
-    Names are DVC stage keys: letters, digits, ``-`` and ``_`` only (a ``.`` becomes ``p``).
-    """
-    diff = {k: v for k, v in conf.items() if k != "pal_weight" and v != defaults.get(k)}
-    keys = [k for k in NAME_ORDER if k in diff] + sorted(k for k in diff if k not in NAME_ORDER)
-    parts = ["base" if conf.get("pal_weight") == 0 else "pal"]
-    if conf.get("pal_weight") not in (0, defaults.get("pal_weight")):
-        keys.insert(0, "pal_weight")
-        diff["pal_weight"] = conf["pal_weight"]
-    for k in keys:
-        v = diff[k]
-        text = f"{v:g}" if isinstance(v, float) else str(v)
-        parts.append(text if k in BARE_KEYS else f"{SHORT_KEYS.get(k, k)}_{text}")
-    name = "-".join(parts)
-    return re.sub(r"[^A-Za-z0-9_-]", "", name.replace(".", "p"))
-
-
-def _train_keys(conf: Mapping[str, Any]) -> dict:
-    return {k: v for k, v in conf.items() if k != "landmark_noise"}
-
-
 def grid(proto: Mapping) -> list[dict]:
     """Every (study, configuration) pair: ``study, config, baseline (bool), settings`` — the settings being
-    the canonical configuration; a configuration appears once per study that uses it."""
+    the canonical configuration, ``config`` its name (:func:`~palbench.config.config_name`); a configuration
+    appears once per study that uses it."""
     defaults = _defaults(proto)
     rows = []
     for study in proto["studies"]:
@@ -205,25 +217,22 @@ def grid(proto: Mapping) -> list[dict]:
 
 
 def expand_runs(proto: Mapping) -> dict[str, dict]:
-    """``{run name: train overrides}`` for every distinct configuration × seed; the run name is
-    ``<config>-s<seed>``. Overrides hold only what differs from ``train`` (plus the seed and the landmark
-    file), so ``dvc exp run -S train.epochs=…`` still reaches every run."""
+    """``{run name: train overrides}`` for every distinct configuration × seed (:func:`~palbench.config.run_name`).
+    Overrides hold only what differs from ``train`` (``landmark_noise`` included) plus the seed, so
+    ``dvc exp run -S train.epochs=…`` still reaches every run."""
     defaults = _defaults(proto)
-    noise_file = "priors/{name}/landmarks_noise{sigma:g}.npy"
     runs: dict[str, dict] = {}
     seen: dict[str, dict] = {}
     for row in grid(proto):
-        conf = row["settings"]
-        name = row["config"]
+        conf, name = row["settings"], row["config"]
         if name in seen:
             if seen[name] != conf:  # two configurations with one name would share run folders
                 raise ConfigError(f"configurations {seen[name]} and {conf} have the same name {name!r}")
             continue
         seen[name] = conf
-        overrides = {k: v for k, v in _train_keys(conf).items() if v != proto["train"].get(k)}
-        overrides["landmarks"] = noise_file.format(name=proto["data"]["name"], sigma=conf.get("landmark_noise", 0))
+        overrides = {k: v for k, v in conf.items() if v != defaults.get(k)}
         for seed in proto["seeds"]:
-            runs[f"{name}-s{seed}"] = {**overrides, "seed": seed}
+            runs[run_name(name, seed)] = {**overrides, "seed": seed}
     return runs
 
 
@@ -245,22 +254,26 @@ def write_params(proto: Mapping, path: str | Path = "params.yaml", source: str =
         f"# Generated by `palbench protocol {source or proto['protocol']}` from the protocol file; edit the protocol\n"
         "# (or this file and run `palbench protocol --refresh`), not `runs`: it is the expansion of `studies`.\n"
     )
-    body = yaml.safe_dump(params_from_protocol(proto), sort_keys=False, default_flow_style=None, width=110)
+    body = yaml.safe_dump(params_from_protocol(proto), sort_keys=False, default_flow_style=None, width=110,
+                          allow_unicode=True)
     path = Path(path)
     write_text(path, header + body)
     return path
 
 
 def read_params(path: str | Path = "params.yaml", check: bool = True) -> dict:
-    """Read ``params.yaml`` and (``check``) verify that ``runs`` is the expansion of its studies."""
+    """Read ``params.yaml`` — the one reader, for the CLI, ``aggregate`` and the notebooks — and (``check``)
+    validate every section and verify that ``runs`` is the expansion of its studies."""
     path = Path(path)
-    params = _read_yaml(path, "not found; write it with `palbench protocol synthetic-cpu`")
+    params = read_yaml(path, "not found; write it with `palbench protocol NAME` (e.g. synthetic-cpu)",
+                       f"a mapping with keys {', '.join(SECTIONS)}")
     if check:
         check_params(params, str(path))
     return params
 
 
 def check_params(params: Any, where: str) -> None:
+    """:func:`validate_protocol` and ``runs`` == the expansion of ``studies``."""
     validate_protocol(params, where)
     expected = expand_runs(params)
     if params.get("runs") != expected:

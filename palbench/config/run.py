@@ -1,7 +1,9 @@
-"""One training run's resolved configuration (paper §IV-B defaults) and its validation.
+"""One training run's resolved configuration (paper §IV-B defaults) and its validation; torch-free.
 
-A run is fully described by a :class:`TrainConfig`: the run folder stores it as ``config.json`` and
-``--resume`` refuses a folder whose stored config differs in any key that changes the result.
+A run is fully described by a :class:`TrainConfig`: the run folder stores it as ``config.json`` (every
+setting, ``landmark_noise`` included, so ``palbench aggregate`` reads a run's settings from there and
+never from its folder name) and ``--resume`` refuses a folder whose stored config differs in any key that
+changes the result.
 """
 
 from __future__ import annotations
@@ -12,12 +14,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from palbench.config.names import AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, constrained_channels
+from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
-from palbench.objective import PalConfig
 
 #: Keys that do not change the result of a run (may differ on --resume).
 NON_RESULT_KEYS = frozenset({"workers", "progress", "checkpoint_every"})
-AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class PalConfig:
+    """PAL settings of one run (the part of :class:`TrainConfig` the objective reads).
+
+    Attributes:
+        layer: catalogue name of the constrained layer (``conv10``, ``layer4.2``, ...).
+        method: attribution method (``grad`` eq. 2, ``grad_input`` eq. 3, ``gradcam``).
+        strategy: channel strategy (``mean`` eq. 5-6, ``all``).
+        c1: fraction of constrained channels, in (0, 1] (0.5 = Mean of half).
+        pal_weight: λ, the weight of the PAL term; 0 = baseline (CE only, same forward).
+        prior_sigma: σ of the prior's Gaussians in pixels of the attribution map (paper: 3).
+    """
+
+    layer: str
+    method: str = "grad_input"
+    strategy: str = "mean"
+    c1: float = 0.5
+    pal_weight: float = 1.0
+    prior_sigma: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method: unknown attribution method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: unknown channel strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        constrained_channels(1, self.c1)  # validates c1 in (0, 1]
+        if not _number(self.pal_weight) or not self.pal_weight >= 0:
+            raise ConfigError(f"pal_weight: expected a number >= 0, got {self.pal_weight!r}")
+        if not _number(self.prior_sigma) or not self.prior_sigma > 0:
+            raise ConfigError(f"prior_sigma: expected a number > 0, got {self.prior_sigma!r}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -26,8 +64,8 @@ class TrainConfig:
 
     Attributes:
         data: canonical dataset folder.
-        landmarks: landmark set ``[N, 68, 2]`` (.npy, e.g. a jittered set of the priors stage);
-            ``None`` = the dataset's ``landmarks.npy``.
+        landmarks: landmark file ``[N, 68, 2]`` (.npy), or a folder of the priors stage (its set of
+            ``landmark_noise``); ``None`` = the dataset's ``landmarks.npy``.
         arch, width, weights: backbone (see :func:`palbench.models.build_model`).
         size: input size in pixels (paper: 224).
         epochs: training epochs (paper: 75); ``max_steps`` caps the optimiser steps (AffectNet: 40k).
@@ -35,6 +73,8 @@ class TrainConfig:
         lr, lr_power: Adam base learning rate and the power of the polynomial decay to 0.
         balanced: class-balanced mini-batches (AffectNet).
         seed: the only source of randomness (init, data order, augmentation, dropout).
+        landmark_noise: σ of the landmark jitter (noise study, pixels of a 224 crop): with ``landmarks`` a
+            folder of the priors stage, the set of this σ is read (:func:`~palbench.config.landmark_set_path`).
         layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`);
             ``pal_weight = 0`` is the baseline, identical otherwise (same seed, same data order). The paper
             gives no λ; 1 had the best mean test accuracy of {0, 0.3, 1, 3} × 3 seeds on the built-in
@@ -47,6 +87,7 @@ class TrainConfig:
 
     data: str
     landmarks: str | None = None
+    landmark_noise: float = 0.0
     arch: str = "vgg16"
     width: float = 1.0
     weights: str | None = None
@@ -74,7 +115,11 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.pal  # validates method, strategy, c1, weight, sigma
+        self.pal  # validates method, strategy, c1, pal_weight, prior_sigma
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch: expected one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if not _number(self.landmark_noise) or not self.landmark_noise >= 0:
+            raise ConfigError(f"landmark_noise: expected a number >= 0, got {self.landmark_noise!r}")
         for key in ("size", "epochs", "batch_size", "checkpoint_every"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -100,6 +145,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        check_renamed(set(d) - names, where)
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
@@ -117,21 +163,11 @@ def result_diff(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """TrainConfig keys from a YAML or JSON file (a mapping at the top level)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of TrainConfig keys at the top level")
-    return values
+    return read_yaml(path, "config file not found", "a mapping of TrainConfig keys")
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from palbench.config.names import landmark_set_path
 from palbench.errors import DataError
 from palbench.io import atomic_dir, atomic_path, write_json
 
@@ -190,11 +191,16 @@ def read_dataset(
     return CanonicalDataset(root=root, samples=samples, meta=meta, landmarks=landmarks)
 
 
-def load_landmark_set(data: CanonicalDataset, path: str | Path | None) -> np.ndarray | None:
-    """A landmark set ``[N, 68, 2]`` for ``data`` from ``path`` (validated); ``None``: the dataset's own."""
+def load_landmark_set(data: CanonicalDataset, path: str | Path | None, landmark_noise: float = 0.0) -> np.ndarray | None:
+    """A landmark set ``[N, 68, 2]`` for ``data`` (validated).
+
+    Args:
+        path: a ``.npy`` file; a folder of the priors stage (its set of ``landmark_noise``,
+            :func:`palbench.config.landmark_set_path`); ``None``: the dataset's own ``landmarks.npy``.
+    """
+    path = landmark_set_path(path, landmark_noise)
     if path is None:
         return data.landmarks
-    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: landmark set not found (run `palbench landmarks` / `palbench priors` first)")
     return _read_landmarks(path, len(data))

@@ -40,6 +40,7 @@ from palbench.reports.project import (
     find_root,
     header_markdown,
     open_project,
+    refuse_renamed,
     require_study,
     save_figure,
     save_table,
@@ -71,6 +72,6 @@ __all__ = [
     "noise_row", "noise_table", "NOTEBOOKS", "open_project", "paper_improvement", "paper_style_table",
     "PAPER_TABLE_III", "per_seed", "plot_attributions", "plot_confusions", "plot_layers", "plot_noise",
     "plot_noisy_priors", "prediction_table", "Project", "read_preview", "read_runs", "read_study",
-    "recall_table", "ReportError", "require_study", "row_normalise", "save_figure", "save_table",
+    "recall_table", "refuse_renamed", "ReportError", "require_study", "row_normalise", "save_figure", "save_table",
     "select_images", "show_header", "show_headline", "study_backbone", "study_title", "versus_clean",
 ]  # fmt: skip

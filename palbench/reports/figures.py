@@ -88,9 +88,9 @@ def plot_layers(
     return _accuracy_axes(fig, ax, "layer PAL is applied to (input → output)", title, table)
 
 
-def plot_noise(table: pd.DataFrame, sigma: float, per_seed: dict[str, dict[int, float]], title: str) -> Figure:
+def plot_noise(table: pd.DataFrame, landmark_noise: float, per_seed: dict[str, dict[int, float]], title: str) -> Figure:
     """Fig. 4: mean test accuracy (95% CI) against the landmark-noise σ, the baseline as a band, the
-    chosen ``sigma`` circled and labelled."""
+    chosen ``landmark_noise`` circled and labelled."""
     pal = table[~table["baseline"]].sort_values("landmark_noise")
     xs = pal["landmark_noise"].astype(float).to_numpy()
     fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
@@ -99,9 +99,9 @@ def plot_noise(table: pd.DataFrame, sigma: float, per_seed: dict[str, dict[int, 
                 label="PAL", zorder=4)
     step = float(np.diff(xs).min()) if len(xs) > 1 else 1.0
     _seed_dots(ax, list(xs), [per_seed.get(c, {}) for c in pal["config"]], 0.06 * step)
-    chosen = pal[np.isclose(xs, float(sigma))].iloc[0]
-    ax.scatter([float(sigma)], [100 * chosen["mean"]], s=220, facecolors="none", edgecolors=HIGHLIGHT, lw=2,
-               zorder=5, label=f"σ = {float(sigma):g}: {pct(chosen['mean'])}%")
+    chosen = pal[np.isclose(xs, float(landmark_noise))].iloc[0]
+    ax.scatter([float(landmark_noise)], [100 * chosen["mean"]], s=220, facecolors="none", edgecolors=HIGHLIGHT, lw=2,
+               zorder=5, label=f"σ = {float(landmark_noise):g}: {pct(chosen['mean'])}%")
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.set_xlim(xs.min() - 0.5 * step, xs.max() + 0.5 * step)
     return _accuracy_axes(fig, ax, "landmark noise σ (pixels of a 224×224 crop)", title, table)
@@ -126,20 +126,20 @@ def _frame(ax, colour: str | None = None) -> None:
             s.set_linewidth(3)
 
 
-def plot_noisy_priors(preview: dict, sigma: float, n_samples: int = 4) -> Figure:
+def plot_noisy_priors(preview: dict, landmark_noise: float, n_samples: int = 4) -> Figure:
     """Fig. 5: priors drawn from the jittered landmarks of every σ (columns) over real samples (rows),
-    the chosen ``sigma`` framed in red.
+    the chosen ``landmark_noise`` framed in red.
 
     Args:
-        preview: ``priors/<data>/preview.npz``: ``images [K,H,W,3]`` uint8, ``priors [S,K,H,W]``,
-            ``landmarks [S,K,68,2]``, ``noise_sigmas [S]``.
+        preview: ``previews/<data>/preview.npz``: ``images [K,H,W,3]`` uint8, ``priors [S,K,H,W]``,
+            ``landmarks [S,K,68,2]``, ``landmark_noise [S]``.
     """
-    sigmas = [float(s) for s in preview["noise_sigmas"]]
+    sigmas = [float(s) for s in preview["landmark_noise"]]
     k = min(int(n_samples), len(preview["images"]))
     fig, axes = plt.subplots(k, len(sigmas), figsize=(1.7 * len(sigmas) + 0.3, 1.75 * k + 0.5),
                              layout="constrained", squeeze=False)
     for j, s in enumerate(sigmas):
-        chosen = np.isclose(s, float(sigma))
+        chosen = np.isclose(s, float(landmark_noise))
         for i in range(k):
             ax = axes[i, j]
             prior = preview["priors"][j, i]

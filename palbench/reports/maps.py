@@ -46,13 +46,17 @@ def select_images(labels: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
 
 
 def clean_landmarks(project: Project) -> np.ndarray:
-    """The landmark set the runs were evaluated with: ``priors/<data>/landmarks_noise0.npy``."""
+    """The landmark set the runs were evaluated with: the ``landmark_noise`` 0 set of ``priors/<data>``."""
     from palbench.data.canonical import load_landmark_set, read_dataset
+    from palbench.errors import ConfigError
 
-    path = project.path("priors", project.data_name, "landmarks_noise0.npy")
-    if not path.is_file():
-        raise ReportError(f"{path}: not found; produce the priors with {project.repro_hint()}")
-    return load_landmark_set(read_dataset(project.path("data", project.data_name), load_landmarks=False), path)
+    folder = project.path("priors", project.data_name)
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: not found; produce the priors with {project.repro_hint()}")
+    try:
+        return load_landmark_set(read_dataset(project.path("data", project.data_name), load_landmarks=False), folder)
+    except ConfigError as e:
+        raise ReportError(f"{e}; produce the priors with {project.repro_hint()}") from None
 
 
 def _model_maps(run_dir, data_dir, split: str, landmarks: np.ndarray, n: int, layer: str | None = None,
@@ -62,10 +66,9 @@ def _model_maps(run_dir, data_dir, split: str, landmarks: np.ndarray, n: int, la
     ``attribution [n,C,h,w]``, ``pred [n]``, ``index [n]``, ``cfg`` (the run's TrainConfig)."""
     import torch
 
-    from palbench.attribution import layer_attribution
     from palbench.data.dataset import FaceDataset
     from palbench.evaluate import load_run
-    from palbench.models import capture
+    from palbench.objective import attributed_forward
 
     model, cfg = load_run(run_dir)
     layer, method = layer or cfg.layer, method or cfg.method
@@ -76,9 +79,8 @@ def _model_maps(run_dir, data_dir, split: str, landmarks: np.ndarray, n: int, la
     if not items:
         raise ReportError(f"{data_dir}: no {split} image with landmarks to show")
     x = torch.stack([it["image"] for it in items])
-    with torch.enable_grad(), capture(model, layer) as cap:
-        logits = model(x)
-        attribution = layer_attribution(logits, cap.features, method, create_graph=False).detach()
+    logits, attribution = attributed_forward(model, x, layer, method, create_graph=False)
+    logits, attribution = logits.detach(), attribution.detach()
     mean, std = (torch.tensor(model.input_normalization[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     return {
         "images": (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy(),
@@ -102,10 +104,11 @@ def attribution_maps(project: Project, base_config: str, pal_config: str, seed: 
         ``pal_free [n,h,w]`` or ``None`` (c1 = 1), ``base_all [n,h,w]`` (mean of all channels), ``pal_pred`` and
         ``base_pred [n]``, and ``layer, method, c1, c1_channels, channels, prior_sigma, split, seed``.
     """
-    from palbench.loss import constrained_channels
+    from palbench.loss import split_channels
     from palbench.priors import render_priors
+    from palbench.reports.tables import run_dir
 
-    runs = {k: project.path("runs", f"{c}-s{seed}") for k, c in (("pal", pal_config), ("base", base_config))}
+    runs = {k: run_dir(project, c, seed) for k, c in (("pal", pal_config), ("base", base_config))}
     for path in runs.values():
         if not (path / "best.pt").is_file():
             raise ReportError(f"{path / 'best.pt'}: not found; train the run with {project.repro_hint()}")
@@ -115,15 +118,14 @@ def attribution_maps(project: Project, base_config: str, pal_config: str, seed: 
     cfg = pal["cfg"]
     base = _model_maps(runs["base"], data_dir, project.split, landmarks, n, cfg.layer, cfg.method)
     a = pal["attribution"]
-    channels = a.shape[1]
-    k = constrained_channels(channels, cfg.c1)
+    constrained, free = split_channels(a, cfg.c1)
     prior = render_priors(pal["landmarks"], pal["images"].shape[1:3], a.shape[-2:], cfg.prior_sigma)
     return {
         "images": pal["images"], "labels": pal["labels"], "index": pal["index"], "prior": prior.numpy(),
-        "pal_constrained": a[:, :k].mean(dim=1).numpy(),
-        "pal_free": a[:, k:].mean(dim=1).numpy() if k < channels else None,
+        "pal_constrained": constrained.mean(dim=1).numpy(),
+        "pal_free": free.mean(dim=1).numpy() if free is not None else None,
         "base_all": base["attribution"].mean(dim=1).numpy(),
         "pal_pred": pal["pred"], "base_pred": base["pred"],
-        "layer": cfg.layer, "method": cfg.method, "c1": cfg.c1, "c1_channels": k, "channels": channels,
+        "layer": cfg.layer, "method": cfg.method, "c1": cfg.c1, "c1_channels": constrained.shape[1], "channels": a.shape[1],
         "prior_sigma": cfg.prior_sigma, "split": project.split, "seed": seed,
     }  # fmt: skip

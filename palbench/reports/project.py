@@ -28,10 +28,6 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "attributions": ("comparison", "Fig. 2/7 — priors and attribution maps"),
     "comparison": ("comparison", "Table III — the paper's rows beside ours"),
 }
-#: Defaults of the protocol's optional ``reports`` section.
-REPORT_DEFAULTS: dict[str, Any] = {"sigma": None, "n_images": 7}
-
-
 class ReportError(PalbenchError):
     """A report cannot be drawn from what is on disk (missing study, σ without results, ...)."""
 
@@ -81,7 +77,9 @@ class Project:
         return self.root.joinpath(*parts)
 
     def setting(self, key: str) -> Any:
-        """``reports.<key>`` of params.yaml, else :data:`REPORT_DEFAULTS`."""
+        """``reports.<key>`` of params.yaml, else :data:`palbench.config.REPORT_DEFAULTS`."""
+        from palbench.config import REPORT_DEFAULTS
+
         section = self.params.get("reports") or {}
         return section.get(key, REPORT_DEFAULTS.get(key))
 
@@ -96,49 +94,27 @@ class Project:
         return f"benchmarks/protocols/{self.protocol}.yaml"
 
 
-#: params.yaml sections the reports read.
-PARAMS_KEYS = ("protocol", "data", "train", "evaluate", "seeds", "studies")
-
-
-def read_params_file(path: Path) -> dict:
-    """``params.yaml`` as ``palbench protocol`` wrote it. Its ``runs`` are not re-expanded here (the pipeline
-    checked them; :mod:`palbench.protocol` would cost every notebook a torch import): the settings of each
-    configuration come from ``results/runs.csv``."""
-    import yaml
-
-    if not path.is_file():
-        raise ReportError(f"{path}: not found; write it with `palbench protocol NAME`, then run `dvc repro`")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ReportError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    missing = [k for k in PARAMS_KEYS if not isinstance(params, dict) or k not in params]
-    if missing:
-        raise ReportError(f"{path}: missing key(s) {', '.join(missing)}; regenerate it with `palbench protocol NAME`")
-    return params
-
-
 def open_project(root: str | Path | None = None, out: str | Path = "reports") -> Project:
-    """Read ``<root>/params.yaml`` (root found by :func:`find_root` when ``None``); ``out`` is relative to it."""
+    """Read ``<root>/params.yaml`` with :func:`palbench.config.read_params` (the pipeline's own reader and
+    checks: every section, ``reports`` included, and ``runs`` against ``studies``); root found by
+    :func:`find_root` when ``None``; ``out`` is relative to it."""
+    from palbench.config import read_params
+
     root = find_root(root) if root is None else Path(root).resolve()
-    params = read_params_file(root / "params.yaml")
-    check_reports_section(params.get("reports"), root / "params.yaml")
+    params = read_params(root / "params.yaml")
     out = Path(out)
     return Project(root=root, params=params, out=out if out.is_absolute() else root / out)
 
 
-def check_reports_section(section: Any, where: Path) -> None:
-    """``reports`` of params.yaml: optional mapping of ``sigma`` (number) and ``n_images`` (int >= 1)."""
-    if section is None:
-        return
-    if not isinstance(section, dict) or set(section) - set(REPORT_DEFAULTS):
-        raise ReportError(f"{where}: reports: expected a mapping with keys among {', '.join(REPORT_DEFAULTS)}, "
-                          f"got {section!r}")
-    sigma, n = section.get("sigma"), section.get("n_images", 1)
-    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0):
-        raise ReportError(f"{where}: reports.sigma: expected a landmark-noise σ >= 0, got {sigma!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ReportError(f"{where}: reports.n_images: expected an integer >= 1, got {n!r}")
+def refuse_renamed(namespace: dict[str, Any]) -> None:
+    """Stop a notebook run with a parameter palbench renamed (papermill injects unknown ``-p`` names as
+    variables): ``-p sigma 4`` → ``ReportError: notebook parameter 'sigma' is now 'landmark_noise'``."""
+    from palbench.config.names import RENAMED
+
+    for old, new in RENAMED["reports"].items():
+        if old in namespace:
+            raise ReportError(f"notebook parameter {old!r} is now {new!r} (one name per parameter): pass "
+                              f"-p {new} {namespace[old]!r}")
 
 
 def require_study(project: Project, notebook: str) -> str:
@@ -239,12 +215,6 @@ def show_headline(text: str) -> None:
     display({"text/markdown": f"**Reading.** {text}", "text/plain": text}, raw=True)
 
 
-def publish(path: Path) -> Path:
-    """Make a report file readable by all (atomic writes create files only their owner can read)."""
-    path.chmod(0o644)
-    return path
-
-
 def save_figure(fig, project: Project, name: str, dpi: int = 150) -> Path:
     """Write ``fig`` to ``<out>/figures/<name>.png`` (atomically; same data, same bytes) and return the path."""
     from palbench.io import atomic_path
@@ -252,7 +222,7 @@ def save_figure(fig, project: Project, name: str, dpi: int = 150) -> Path:
     path = project.out / "figures" / f"{name}.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return publish(path)
+    return path
 
 
 def save_table(table, project: Project, name: str) -> Path:
@@ -262,4 +232,4 @@ def save_table(table, project: Project, name: str) -> Path:
     path = project.out / "tables" / f"{name}.csv"
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=True)
-    return publish(path)
+    return path

@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from palbench.io import write_text
-from palbench.reports.project import NOTEBOOKS, Project, ReportError, open_project, provenance, publish
+from palbench.reports.project import NOTEBOOKS, Project, ReportError, open_project, provenance
 
 HEADLINE_TAG = "headline"
 
@@ -72,7 +72,7 @@ def render_html(ipynb: Path) -> Path:
     body, _ = HTMLExporter(template_name="lab").from_filename(str(ipynb))
     path = ipynb.with_suffix(".html")
     write_text(path, body)
-    return publish(path)
+    return path
 
 
 def headline(ipynb: Path) -> str:
@@ -133,7 +133,7 @@ def build_reports(
     Args:
         out: output folder (relative paths are taken from the working directory).
         names: only these notebooks, and no index (default: all, and ``index.html``).
-        parameters: papermill parameters given to every notebook run (e.g. ``{"sigma": 3}`` with ``names``).
+        parameters: papermill parameters given to every notebook run (e.g. ``{"landmark_noise": 3}`` with ``names``).
         workers: notebooks run at the same time (default: the CPU count, at most 4).
 
     Returns:
@@ -156,5 +156,4 @@ def build_reports(
     entries = {n: (readings.get(n), reason) for n, reason in todo.items()}
     if not names:
         write_text(project.out / "index.html", index_html(project, entries))
-        publish(project.out / "index.html")
     return entries

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,15 @@ def seed_values(runs: pd.DataFrame, config: str, metric: str = "test_accuracy") 
     """``{seed: metric}`` of one configuration's runs."""
     sub = runs[runs["config"] == config]
     return {int(s): float(v) for s, v in zip(sub["seed"], sub[metric])}
+
+
+def run_dir(project: Project, config: str, seed: int) -> Path:
+    """The folder of the run of ``config`` with ``seed``, as ``results/runs.csv`` lists it."""
+    runs = read_runs(project)
+    match = runs[(runs["config"] == config) & (runs["seed"] == int(seed))]
+    if match.empty:
+        raise ReportError(f"results/runs.csv: no run of {config} with seed {seed}; rerun `palbench aggregate` (dvc repro)")
+    return project.path("runs", str(match["run"].iloc[0]))
 
 
 def config_settings(project: Project, table: pd.DataFrame) -> dict[str, dict]:
@@ -201,12 +211,12 @@ def confusion_counts(project: Project, config: str) -> tuple[np.ndarray, list[st
     """Confusion counts of a configuration summed over its seeds.
 
     Returns:
-        ``(counts int64 [K, K] with rows = true class, class names [K], number of runs)`` from
-        ``runs/<config>-s<seed>/<split>/metrics.json``.
+        ``(counts int64 [K, K] with rows = true class, class names [K], number of runs)`` from each run's
+        ``<split>/metrics.json``.
     """
     total, classes, n = None, None, 0
     for seed in project.seeds:
-        path = project.path("runs", f"{config}-s{seed}", project.split, "metrics.json")
+        path = run_dir(project, config, seed) / project.split / "metrics.json"
         if not path.is_file():
             raise ReportError(f"{path}: not found; evaluate the run with {project.repro_hint()}")
         m = json.loads(path.read_text())
@@ -229,45 +239,45 @@ def row_normalise(counts: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the noise study (Fig. 4)
-def noise_row(project: Project, table: pd.DataFrame, sigma: float | None) -> pd.Series:
-    """The noise study's PAL row for landmark-noise ``sigma``; a :class:`ReportError` naming the command
+def noise_row(project: Project, table: pd.DataFrame, landmark_noise: float | None) -> pd.Series:
+    """The noise study's PAL row for landmark-noise ``landmark_noise``; a :class:`ReportError` naming the command
     that would produce it when the study has no such σ."""
     pal = table[~table["baseline"]]
     studied = ", ".join(f"{float(v):g}" for v in pal["landmark_noise"])
-    if sigma is None:
-        raise ReportError(f"no σ to show: pass `-p sigma S` (studied: {studied}) or set reports.sigma in "
+    if landmark_noise is None:
+        raise ReportError(f"no σ to show: pass `-p landmark_noise S` (studied: {studied}) or set reports.landmark_noise in "
                           f"{project.protocol_file()}")
-    match = pal[np.isclose(pal["landmark_noise"].astype(float), float(sigma))]
+    match = pal[np.isclose(pal["landmark_noise"].astype(float), float(landmark_noise))]
     if match.empty:
         raise ReportError(
-            f"σ = {float(sigma):g} has no results in results/noise.csv (studied: {studied}); add {float(sigma):g} "
-            f"to studies.noise.vary.landmark_noise and priors.noise_sigmas in {project.protocol_file()}, "
+            f"σ = {float(landmark_noise):g} has no results in results/noise.csv (studied: {studied}); add {float(landmark_noise):g} "
+            f"to studies.noise.vary.landmark_noise and priors.landmark_noise in {project.protocol_file()}, "
             f"then run {project.repro_hint()}")
     return match.iloc[0]
 
 
-def versus_clean(project: Project, table: pd.DataFrame, sigma: float) -> pd.Series | None:
+def versus_clean(project: Project, table: pd.DataFrame, landmark_noise: float) -> pd.Series | None:
     """Paired comparison (same seeds) of the σ run with the σ = 0 run of the noise study, as a row with
     ``diff, diff_ci_low, diff_ci_high, t, p, n_pairs``; ``None`` when σ = 0 or σ = 0 was not studied."""
     from palbench.results import paired_comparison
 
     pal = table[~table["baseline"]]
     noise = pal["landmark_noise"].astype(float)
-    if float(sigma) == 0 or not np.isclose(noise, 0).any():
+    if float(landmark_noise) == 0 or not np.isclose(noise, 0).any():
         return None
     runs = read_runs(project)
-    row = noise_row(project, table, sigma)
+    row = noise_row(project, table, landmark_noise)
     clean = pal[np.isclose(noise, 0)].iloc[0]
     return pd.Series(paired_comparison(seed_values(runs, row["config"]), seed_values(runs, clean["config"])))
 
 
-def noise_headline(project: Project, table: pd.DataFrame, sigma: float) -> str:
+def noise_headline(project: Project, table: pd.DataFrame, landmark_noise: float) -> str:
     """``σ = 4: PAL − baseline = …; σ = 4 − σ = 0 = …`` (paired tests over the same seeds)."""
-    row = noise_row(project, table, sigma)
-    text = f"With landmarks jittered by σ = {float(sigma):g}: {comparison_text(row)}"
-    clean = versus_clean(project, table, sigma)
+    row = noise_row(project, table, landmark_noise)
+    text = f"With landmarks jittered by σ = {float(landmark_noise):g}: {comparison_text(row)}"
+    clean = versus_clean(project, table, landmark_noise)
     if clean is not None:
-        text += f"; against clean landmarks, {comparison_text(clean, f'(σ = {float(sigma):g}) − (σ = 0)')}"
+        text += f"; against clean landmarks, {comparison_text(clean, f'(σ = {float(landmark_noise):g}) − (σ = 0)')}"
     return text + "."
 
 
@@ -290,25 +300,25 @@ def study_title(project: Project, study: str) -> str:
     return f"{title} — {project.data_name}"
 
 
-def noise_table(project: Project, table: pd.DataFrame, sigma: float) -> pd.DataFrame:
-    """:func:`paper_style_table` of the noise study with a ``shown`` column marking the row of ``sigma``."""
+def noise_table(project: Project, table: pd.DataFrame, landmark_noise: float) -> pd.DataFrame:
+    """:func:`paper_style_table` of the noise study with a ``shown`` column marking the row of ``landmark_noise``."""
     shown = paper_style_table(project, "noise", table)
-    row = noise_row(project, table, sigma)
+    row = noise_row(project, table, landmark_noise)
     shown.insert(0, "shown", ["◀" if c == row["config"] else "" for c in table["config"]])
     return shown
 
 
-def read_preview(project: Project, sigma: float) -> dict[str, np.ndarray]:
-    """``priors/<data>/preview.npz`` (``images [K,H,W,3]`` uint8, ``priors [S,K,H,W]``, ``landmarks
-    [S,K,68,2]``, ``noise_sigmas [S]``); an error naming the command when ``sigma`` was not drawn."""
-    path = project.path("priors", project.data_name, "preview.npz")
+def read_preview(project: Project, landmark_noise: float) -> dict[str, np.ndarray]:
+    """``previews/<data>/preview.npz`` (``images [K,H,W,3]`` uint8, ``priors [S,K,H,W]``, ``landmarks
+    [S,K,68,2]``, ``landmark_noise [S]``); an error naming the command when ``landmark_noise`` was not drawn."""
+    path = project.path("previews", project.data_name, "preview.npz")
     if not path.is_file():
         raise ReportError(f"{path}: not found; produce the priors with {project.repro_hint()}")
     with np.load(path, allow_pickle=False) as z:
-        preview = {k: z[k] for k in ("images", "priors", "landmarks", "noise_sigmas")}
-    drawn = [float(s) for s in preview["noise_sigmas"]]
-    if not np.isclose(drawn, float(sigma)).any():
+        preview = {k: z[k] for k in ("images", "priors", "landmarks", "landmark_noise")}
+    drawn = [float(s) for s in preview["landmark_noise"]]
+    if not np.isclose(drawn, float(landmark_noise)).any():
         raise ReportError(
-            f"{path}: σ = {float(sigma):g} was not drawn (noise sigmas: {', '.join(f'{s:g}' for s in drawn)}); add "
-            f"it to priors.noise_sigmas in {project.protocol_file()}, then run {project.repro_hint()}")
+            f"{path}: σ = {float(landmark_noise):g} was not drawn (landmark_noise drawn: {', '.join(f'{s:g}' for s in drawn)}); add "
+            f"it to priors.landmark_noise in {project.protocol_file()}, then run {project.repro_hint()}")
     return preview

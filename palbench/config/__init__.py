@@ -1,0 +1,48 @@
+"""palbench's configuration layer: every setting, its one name, its validation — and no torch.
+
+* :mod:`~palbench.config.names` — the vocabulary: methods, strategies, backbones, renamed keys, the channel
+  split ``C1 = round(c1·C)``, run/configuration names, the landmark-noise file names;
+* :mod:`~palbench.config.run` — :class:`PalConfig` and :class:`TrainConfig` (one run; its ``config.json``);
+* :mod:`~palbench.config.protocol` — the protocol schema (``benchmarks/protocols/*.yaml``), its expansion
+  into the grid of runs, and :func:`read_params`, the one reader of ``params.yaml``.
+
+The CLI's commands that touch no model (``--help``, ``protocol``, ``aggregate``, ``report``) and the
+notebooks read their configuration from here, so they start without importing torch
+(``tests/test_config.py`` checks it).
+"""
+
+from palbench.config.files import read_yaml
+from palbench.config.names import (
+    AMP_MODES,
+    ARCHS,
+    METHODS,
+    STRATEGIES,
+    check_renamed,
+    config_name,
+    constrained_channels,
+    landmark_set_path,
+    noise_file,
+    parse_run_name,
+    run_name,
+)
+from palbench.config.protocol import (
+    REPORT_DEFAULTS,
+    available_protocols,
+    check_reports_section,
+    expand_runs,
+    grid,
+    load_protocol,
+    read_params,
+    study_configs,
+    validate_protocol,
+    write_params,
+)
+from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_config, result_diff
+
+__all__ = [
+    "AMP_MODES", "ARCHS", "METHODS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
+    "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
+    "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file",
+    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_name", "study_configs",
+    "validate_protocol", "write_params",
+]  # fmt: skip

@@ -1,0 +1,156 @@
+"""The vocabulary of palbench: the names of methods, strategies and backbones, the one name of each
+parameter, and the names palbench gives to things on disk (run folders, landmark-noise files).
+
+One idea, one name, everywhere (code, params, CLI flags, tables, notebooks, README):
+
+=================  ==========================================================================================
+``pal_weight``     λ, the weight of the PAL term (0 = the cross-entropy baseline)
+``prior_sigma``    σ of the landmark Gaussians of the prior (eq. 8), pixels of the attribution map
+``landmark_noise`` σ of the jitter added to the landmarks (the noise study), pixels of a 224×224 crop
+``c1``             fraction of the channels that PAL constrains (0.5 = Mean of half)
+=================  ==========================================================================================
+
+A key that palbench used to spell otherwise is refused with a one-line error naming the new key
+(:func:`check_renamed`). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from palbench.errors import ConfigError
+
+#: Attribution methods usable from one forward pass (:func:`palbench.attribution.layer_attribution`).
+METHODS: tuple[str, ...] = ("grad", "grad_input", "gradcam")
+#: Channel strategies of the PAL term (:func:`palbench.loss.pal_loss`).
+STRATEGIES: tuple[str, ...] = ("all", "mean")
+#: Backbones of :func:`palbench.models.build_model`.
+ARCHS: tuple[str, ...] = ("vgg16", "vgg16_bn", "resnet50")
+#: Autocast modes of a training run.
+AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+
+#: Keys palbench once spelt otherwise, per section (``None``: a run's settings: ``train``, ``set``, ``vary``,
+#: ``runs``, a ``--config`` file) → the one name now.
+RENAMED: dict[str | None, dict[str, str]] = {
+    None: {"weight": "pal_weight", "lambda": "pal_weight", "sigma": "prior_sigma", "psigma": "prior_sigma",
+           "noise": "landmark_noise", "noise_sigma": "landmark_noise"},
+    "priors": {"noise_sigmas": "landmark_noise", "sigma": "landmark_noise"},
+    "reports": {"sigma": "landmark_noise"},
+}  # fmt: skip
+#: Command-line flags once spelt otherwise → the flag now.
+RENAMED_FLAGS: dict[str, str] = {"--noise-sigmas": "--landmark-noise", "--noise-sigma": "--landmark-noise"}
+
+
+def check_renamed(keys: Iterable[str], where: str, section: str | None = None) -> None:
+    """Refuse a key that palbench renamed: ``ConfigError`` ``<where>: key 'noise_sigmas' is now 'landmark_noise'``."""
+    renamed = RENAMED.get(section, {})
+    for key in keys:
+        if key in renamed:
+            raise ConfigError(f"{where}: key {key!r} is now {renamed[key]!r} (one name per parameter); rename it")
+
+
+def constrained_channels(channels: int, c1: float) -> int:
+    """``C1 = round(c1 · C)``, at least 1: how many of a layer's ``C`` channels PAL constrains (eq. 6).
+
+    ``c1`` must lie in ``(0, 1]``; ``channels = 1`` validates ``c1`` alone.
+    """
+    if isinstance(c1, bool) or not (isinstance(c1, (int, float)) and 0.0 < float(c1) <= 1.0):
+        raise ConfigError(f"c1 must be in (0, 1] (fraction of channels constrained), got {c1!r}")
+    return max(1, int(round(float(c1) * channels)))
+
+
+# --- run and configuration names ------------------------------------------------------------------------------
+
+#: Order of the keys in a configuration name (others follow alphabetically).
+NAME_ORDER = ("arch", "width", "weights", "size", "layer", "method", "strategy", "c1", "prior_sigma",
+              "landmark_noise")
+#: Values written bare in configuration names; other keys are written ``key_value``.
+BARE_KEYS = ("arch", "layer", "method", "strategy")
+_SEED = re.compile(r"(?P<config>[A-Za-z0-9_-]+)-s(?P<seed>[0-9]+)")
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def config_name(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """A readable, unique name of a configuration: ``base`` or ``pal``, then the settings that differ from
+    ``defaults`` (``pal-conv4-grad``, ``pal-c1_0p25``, ``pal-landmark_noise_4``, ``base``).
+
+    Names are DVC stage keys: letters, digits, ``-`` and ``_`` only (a ``.`` becomes ``p``). The name is a
+    label for people and folders; palbench never reads settings back from it (they are in ``config.json``).
+    """
+    diff = {k: v for k, v in conf.items() if k != "pal_weight" and v != defaults.get(k)}
+    keys = [k for k in NAME_ORDER if k in diff] + sorted(k for k in diff if k not in NAME_ORDER)
+    pal_weight = conf.get("pal_weight", defaults.get("pal_weight"))
+    if pal_weight not in (0, defaults.get("pal_weight")):
+        keys.insert(0, "pal_weight")
+        diff["pal_weight"] = pal_weight
+    parts = ["base" if pal_weight == 0 else "pal"]
+    parts += [_text(diff[k]) if k in BARE_KEYS else f"{k}_{_text(diff[k])}" for k in keys]
+    return re.sub(r"[^A-Za-z0-9_-]", "", "-".join(parts).replace(".", "p"))
+
+
+def run_name(config: str, seed: int) -> str:
+    """The run of configuration ``config`` with ``seed``: ``<config>-s<seed>`` (a folder under ``runs/``)."""
+    return f"{config}-s{int(seed)}"
+
+
+def parse_run_name(name: str) -> tuple[str, int]:
+    """``(config, seed)`` of a run name written by :func:`run_name`; ``ConfigError`` for any other string."""
+    m = _SEED.fullmatch(name)
+    if not m:
+        raise ConfigError(f"run name {name!r}: expected <configuration>-s<seed>, e.g. pal-conv4-grad-s0")
+    return m["config"], int(m["seed"])
+
+
+# --- landmark-noise sets of the priors stage ------------------------------------------------------------------
+
+
+def noise_file(landmark_noise: float) -> str:
+    """File name of the landmark set of ``landmark_noise`` in a priors folder (``landmarks_noise2.npy``,
+    ``landmarks_noise2.5.npy``). The priors stage writes these names and :func:`landmark_set_path` finds
+    them; nothing reads a σ back from a file name."""
+    return f"landmarks_noise{float(landmark_noise):g}.npy"
+
+
+def landmark_set_path(landmarks: str | Path | None, landmark_noise: float = 0.0) -> Path | None:
+    """The landmark file a run reads.
+
+    Args:
+        landmarks: a landmark file ``.npy [N, 68, 2]``; or a folder written by the priors stage
+            (``palbench priors``), whose set of ``landmark_noise`` is taken; or ``None`` (the dataset's own
+            ``landmarks.npy``, returned as ``None``).
+        landmark_noise: σ of the set to take from a priors folder; must be 0 with a file or ``None``.
+
+    Raises:
+        ConfigError: ``landmark_noise`` without a priors folder, or a σ the folder has no set of.
+    """
+    if not isinstance(landmark_noise, (int, float)) or isinstance(landmark_noise, bool) or not (
+            math.isfinite(landmark_noise) and landmark_noise >= 0):
+        raise ConfigError(f"landmark_noise: expected a number >= 0, got {landmark_noise!r}")
+    if landmarks is None or not Path(landmarks).is_dir():
+        if landmark_noise != 0:
+            raise ConfigError(
+                f"landmark_noise {landmark_noise:g} selects a landmark set of the priors stage: set landmarks to "
+                f"its folder (e.g. priors/<data>), not {'a file' if landmarks else 'the dataset'} ({landmarks})")
+        return None if landmarks is None else Path(landmarks)
+    path = Path(landmarks) / noise_file(landmark_noise)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no landmark set for landmark_noise {landmark_noise:g} (the priors stage drew "
+                          f"{', '.join(_drawn(Path(landmarks))) or 'none'}); add it to priors.landmark_noise")
+    return path
+
+
+def _drawn(folder: Path) -> list[str]:
+    """The σ a priors folder has sets of, from its ``priors.json`` (for error messages)."""
+    import json
+
+    try:
+        return list(json.loads((folder / "priors.json").read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

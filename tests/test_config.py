@@ -1,0 +1,136 @@
+"""The configuration layer: torch-free commands, one name per parameter, landmark_noise in every run's config."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from palbench.cli import main
+from palbench.config import (
+    ARCHS,
+    METHODS,
+    STRATEGIES,
+    PalConfig,
+    TrainConfig,
+    config_name,
+    constrained_channels,
+    landmark_set_path,
+    noise_file,
+    parse_run_name,
+    run_name,
+)
+from palbench.errors import ConfigError
+
+from conftest import write_tiny_dataset
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_torch(args: list[str], cwd: Path = ROOT) -> tuple[bool, subprocess.CompletedProcess]:
+    """Run ``python -X importtime ARGS``; whether the process imported torch (importtime lists every module)."""
+    res = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=cwd, capture_output=True, text=True,
+                         timeout=600)
+    modules = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    return "torch" in modules, res
+
+
+def test_config_package_and_cli_help_import_no_torch():
+    torch, res = imported_torch(["-c", "import palbench.config"])
+    assert res.returncode == 0 and not torch
+    torch, res = imported_torch(["-m", "palbench.cli", "--help"])
+    assert res.returncode == 0 and "protocol" in res.stdout and not torch
+    for command in ("protocol", "aggregate", "report", "train"):
+        torch, res = imported_torch(["-m", "palbench.cli", command, "--help"])
+        assert res.returncode == 0 and not torch, command
+
+
+def test_protocol_command_imports_no_torch(tmp_path):
+    torch, res = imported_torch(["-m", "palbench.cli", "protocol", "smoke", "--params", str(tmp_path / "p.yaml")])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not torch and (tmp_path / "p.yaml").is_file()
+
+
+def test_aggregate_and_report_commands_import_no_torch(smoke_project):
+    """On the smoke pipeline's runs: aggregating and running a report (notebooks run in their own kernels)."""
+    root, _ = smoke_project
+    torch, res = imported_torch(["-m", "palbench.cli", "aggregate", "--out", "results_again", "--metrics", "m.json"],
+                                cwd=root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not torch
+    torch, res = imported_torch(["-m", "palbench.cli", "report", "ablation", "--out", "reports_again", "--workers", "1"],
+                                cwd=root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not torch and (root / "reports_again" / "ablation.html").is_file()
+
+
+def test_vocabulary():
+    assert METHODS == ("grad", "grad_input", "gradcam") and STRATEGIES == ("all", "mean")
+    assert {"vgg16", "vgg16_bn", "resnet50"} <= set(ARCHS)
+    assert [constrained_channels(64, c) for c in (0.25, 0.5, 1.0, 0.001)] == [16, 32, 64, 1]
+    with pytest.raises(ConfigError, match="c1 must be in"):
+        constrained_channels(64, 0)
+    defaults = {"layer": "conv10", "method": "grad_input", "c1": 0.5, "pal_weight": 1.0, "landmark_noise": 0}
+    assert config_name({**defaults, "pal_weight": 0}, defaults) == "base"
+    assert config_name({**defaults, "layer": "conv4", "method": "grad"}, defaults) == "pal-conv4-grad"
+    assert config_name({**defaults, "landmark_noise": 4, "c1": 0.25}, defaults) == "pal-c1_0p25-landmark_noise_4"
+    assert config_name({**defaults, "pal_weight": 0.3}, defaults) == "pal-pal_weight_0p3"
+    assert parse_run_name(run_name("pal-c1_0p25", 12)) == ("pal-c1_0p25", 12)
+    with pytest.raises(ConfigError, match="expected <configuration>-s<seed>"):
+        parse_run_name("pal-c1_0p25")
+    assert noise_file(2) == "landmarks_noise2.npy" and noise_file(2.5) == "landmarks_noise2.5.npy"
+
+
+def test_pal_and_train_config_use_the_one_names():
+    pal = TrainConfig(data="d", landmark_noise=2.0, pal_weight=0.3, prior_sigma=1.5).pal
+    assert pal == PalConfig("conv10", "grad_input", "mean", 0.5, pal_weight=0.3, prior_sigma=1.5)
+    for bad, needle in (({"pal_weight": -1}, "pal_weight"), ({"prior_sigma": 0}, "prior_sigma"),
+                        ({"landmark_noise": -1}, "landmark_noise"), ({"arch": "vgg19"}, "arch")):
+        with pytest.raises(ConfigError, match=needle):
+            TrainConfig(data="d", **bad)
+    for old, new in (("weight", "pal_weight"), ("sigma", "prior_sigma"), ("noise_sigma", "landmark_noise")):
+        with pytest.raises(ConfigError, match=f"key '{old}' is now '{new}'"):
+            TrainConfig.from_dict({"data": "d", old: 1.0}, where="cfg.yaml")
+
+
+def test_landmark_set_path(tmp_path):
+    (tmp_path / noise_file(0)).write_bytes(b"")
+    (tmp_path / noise_file(4)).write_bytes(b"")
+    (tmp_path / "priors.json").write_text(json.dumps({"files": {"0": noise_file(0), "4": noise_file(4)}}))
+    assert landmark_set_path(tmp_path) == tmp_path / "landmarks_noise0.npy"
+    assert landmark_set_path(tmp_path, 4) == tmp_path / "landmarks_noise4.npy"
+    assert landmark_set_path(None) is None and landmark_set_path(tmp_path / "x.npy") == tmp_path / "x.npy"
+    with pytest.raises(ConfigError, match=r"no landmark set for landmark_noise 3 \(the priors stage drew 0, 4\)"):
+        landmark_set_path(tmp_path, 3)
+    with pytest.raises(ConfigError, match="selects a landmark set of the priors stage"):
+        landmark_set_path(tmp_path / "x.npy", 4)
+    with pytest.raises(ConfigError, match="selects a landmark set of the priors stage"):
+        landmark_set_path(None, 4)
+
+
+def test_run_config_records_landmark_noise_and_reads_its_set(tmp_path, capsys):
+    """`palbench train --landmarks PRIORS --landmark-noise 2`: config.json says 2, and the run read the σ = 2 set."""
+    from palbench.data.canonical import load_landmark_set, read_dataset
+    from palbench.prior_sets import build_prior_sets
+
+    data = tmp_path / "data"
+    write_tiny_dataset(data, n=24, size=(32, 32))
+    build_prior_sets(data, tmp_path / "priors", [0, 2], preview=0)
+    common = ["train", "--data", str(data), "--landmarks", str(tmp_path / "priors"), "--arch", "vgg16",
+              "--width", "0.0625", "--size", "32", "--layer", "conv10", "--epochs", "1", "--max-steps", "1",
+              "--batch-size", "4", "--no-progress"]
+    assert main([*common[:1], str(tmp_path / "run"), *common[1:], "--landmark-noise", "2"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["landmark_noise"] == 2.0 and config["landmarks"] == str(tmp_path / "priors")
+    ds = read_dataset(data)
+    noisy, clean = (load_landmark_set(ds, tmp_path / "priors", s) for s in (2, 0))
+    assert np.array_equal(noisy, np.load(tmp_path / "priors" / "landmarks_noise2.npy"), equal_nan=True)
+    assert not np.array_equal(noisy, clean, equal_nan=True)
+    capsys.readouterr()
+    assert main([*common[:1], str(tmp_path / "run3"), *common[1:], "--landmark-noise", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no landmark set for landmark_noise 3" in err
+    assert not (tmp_path / "run3").exists()

@@ -1,0 +1,149 @@
+"""Every dvc.yaml stage depends on every palbench file its command executes (derived statically, with ``ast``).
+
+A stage's files: what ``palbench <sub>`` runs — palbench/cli.py's module-level imports, the imports of every
+``_add_*`` body outside its nested functions (``build_parser`` calls them all), and every import in ``_add_<sub>``
+and the cli.py helpers it calls (``_evaluate`` for ``train --evaluate``) — closed transitively over palbench
+modules, counting every import of a reached module (module level and inside functions: a conservative superset)
+and every parent package's ``__init__.py``. The reports stage also runs the imports of the notebooks' code cells
+(papermill kernels) and palbench/reports/render.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = ROOT / "palbench" / "cli.py"
+
+
+def _module_path(name: str) -> Path | None:
+    """``palbench.a.b`` → palbench/a/b.py or palbench/a/b/__init__.py (None when it is not a module)."""
+    base = ROOT.joinpath(*name.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def _imports(node: ast.AST) -> set[str]:
+    """palbench modules imported anywhere under ``node`` (``from X import Y`` counts X.Y where it is a module;
+    ``import_module(f"palbench.x.{...}")`` counts every module of palbench/x)."""
+    names: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Import):
+            names |= {a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            names |= {n.module} | {f"{n.module}.{a.name}" for a in n.names}
+        elif isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) == "import_module":
+            arg = n.args[0] if n.args else None
+            prefix = arg.values[0] if isinstance(arg, ast.JoinedStr) and arg.values else arg
+            if isinstance(prefix, ast.Constant) and isinstance(prefix.value, str):
+                package = prefix.value.rstrip(".")
+                folder = ROOT.joinpath(*package.split("."))
+                names |= {package} | {f"{package}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    return {m for m in names if m.split(".")[0] == "palbench" and _module_path(m)}
+
+
+def executed_files(modules: set[str], opaque: frozenset[str] = frozenset()) -> set[str]:
+    """Files (relative to the root) of ``modules``, everything they import, and their packages' __init__.py.
+    ``opaque`` modules count as files but their imports are not followed (cli.py: the caller picks its part)."""
+    todo, seen, files = set(modules) | {"palbench"}, set(), set()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        parts = name.split(".")
+        todo |= {".".join(parts[:i]) for i in range(1, len(parts))} - seen  # parent packages run first
+        path = _module_path(name)
+        files.add(path.relative_to(ROOT).as_posix())
+        if name not in opaque:
+            todo |= _imports(ast.parse(path.read_text())) - seen
+    return files
+
+
+def cli_modules(sub: str) -> set[str]:
+    """palbench modules ``palbench <sub>`` imports directly from cli.py."""
+    tree = ast.parse(CLI.read_text())
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    modules = _imports(ast.Module([n for n in tree.body if not isinstance(n, ast.FunctionDef)], []))
+    for name, f in functions.items():  # parser building: each _add_* body, not the nested run()
+        if name.startswith("_add_"):
+            modules |= _imports(ast.Module([n for n in f.body if not isinstance(n, ast.FunctionDef)], []))
+    todo, done = {f"_add_{sub}"}, set()
+    assert todo <= set(functions), f"palbench/cli.py has no _add_{sub}"
+    while todo:
+        f = functions[todo.pop()]
+        done.add(f.name)
+        modules |= _imports(f)
+        calls = {n.func.id for n in ast.walk(f) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        todo |= (calls & set(functions)) - done
+    return modules
+
+
+def notebook_modules() -> set[str]:
+    """palbench modules imported by the code cells of notebooks/*.ipynb (IPython magics and shell lines dropped)."""
+    modules: set[str] = set()
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                lines = "".join(cell["source"]).splitlines()
+                modules |= _imports(ast.parse("\n".join(ln for ln in lines if not ln.lstrip().startswith(("%", "!")))))
+    return modules
+
+
+def _stages() -> dict[str, tuple[str, list[str]]]:
+    """stage → (command with ``${data.command}``/``${launcher}``-like scalar params filled in, deps)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def scalar(m: re.Match) -> str:
+        value = params
+        for key in m.group(1).split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, str) else m.group(0)
+
+    out = {}
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        stage = stage.get("do", stage)  # foreach stages
+        out[name] = (re.sub(r"\$\{([\w.]+)\}", scalar, stage["cmd"]), [str(d) for d in stage.get("deps", [])])
+    return out
+
+
+def stage_files(name: str, cmd: str) -> set[str]:
+    subs = re.findall(r"\bpalbench(?:\.cli)?\s+([a-z_]+)", cmd)
+    assert len(subs) == 1, f"stage {name}: expected one `palbench <command>` in {cmd!r}"
+    modules = cli_modules(subs[0]) | {"palbench.cli"}
+    if name == "reports":
+        modules |= notebook_modules() | {"palbench.reports.render"}
+    return executed_files(modules, opaque=frozenset({"palbench.cli"}))
+
+
+def _covered(file: str, deps: list[str]) -> bool:
+    return any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def test_every_stage_depends_on_the_palbench_files_it_runs():
+    missing = {}
+    for name, (cmd, deps) in _stages().items():
+        lacking = sorted(f for f in stage_files(name, cmd) if not _covered(f, deps))
+        if lacking:
+            missing[name] = lacking
+    assert not missing, "dvc.yaml deps miss files the stage executes:\n" + "\n".join(
+        f"  {stage}: {', '.join(files)}" for stage, files in missing.items()
+    )
+
+
+def test_palbench_deps_exist():
+    stale = {name: [d for d in deps if d.startswith("palbench") and not (ROOT / d).exists()]
+             for name, (_, deps) in _stages().items()}  # fmt: skip
+    stale = {k: v for k, v in stale.items() if v}
+    assert not stale, f"dvc.yaml deps that are not on disk (DVC would fail): {stale}"
+
+
+def test_derivation_sees_the_known_chains():
+    train = stage_files("train", "palbench train runs/x --evaluate test")
+    assert {"palbench/__init__.py", "palbench/cli.py", "palbench/errors.py", "palbench/io.py",
+            "palbench/train.py", "palbench/evaluate.py", "palbench/models/__init__.py"} <= train  # fmt: skip
+    assert "palbench/reports/render.py" not in train
+    landmarks = stage_files("landmarks", "palbench landmarks data/x")
+    assert "palbench/landmarks/dlib_backend.py" in landmarks  # via importlib.import_module(f"palbench.landmarks.{m}")
