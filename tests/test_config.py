@@ -134,3 +134,29 @@ def test_run_config_records_landmark_noise_and_reads_its_set(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no landmark set for landmark_noise 3" in err
     assert not (tmp_path / "run3").exists()
+
+
+def test_package_has_no_import_cycle():
+    """No palbench module imports, even lazily inside a function, a module that (transitively) imports it."""
+    import ast
+
+    from test_dvc_deps import _imports
+
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (ROOT / "palbench").rglob("*.py")}
+    graph = {m: _imports(ast.parse(p.read_text())) - {m} for m, p in modules.items()}
+
+    def reaches(start: str, goal: str) -> bool:
+        todo, seen = [start], set()
+        while todo:
+            m = todo.pop()
+            if m == goal:
+                return True
+            if m not in seen:
+                seen.add(m)
+                todo += graph.get(m, ())
+        return False
+
+    cycles = sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if d != m and reaches(d, m)
+                    and not m.startswith(d + "."))  # a module may import its own package's __init__ names
+    assert not cycles, cycles

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from palbench.data.synth import decoy as decoy_mod
+import palbench.data.synth.decoy as decoy_mod
 from palbench.data.synth.expressions import Controls, controls
 from palbench.data.synth.face import Identity, landmarks, skull_curve
 from palbench.data.synth.nuisance import Occluder, background, finish, light_field
