@@ -43,6 +43,9 @@ def commands(params: Path, module: bool) -> dict[str, list[str]]:
         "palbench protocol smoke --params <tmp>": [*palbench, "protocol", "smoke", "--params", str(params)],
         "palbench aggregate --help": [*palbench, "aggregate", "--help"],
         "palbench report --help": [*palbench, "report", "--help"],
+        # what `palbench aggregate` and `palbench report` load before they read any file (pandas, scipy, papermill)
+        "python -c 'import palbench.results'": [py, "-c", "import palbench.results"],
+        "python -c 'import palbench.reports.render'": [py, "-c", "import palbench.reports.render"],
         MODEL: [py, "-c", "import torch, torchvision"],
     }
 
