@@ -1,6 +1,6 @@
 """The Privileged Attribution Loss (paper §III-B/C, eq. 4-6) and its channel strategies.
 
-Eq. 4 is read as in ``DESIGN.md``: each map is standardised over the pixels ``(i, j)`` — zero mean and
+Eq. 4 is read as in ``docs/paper-map.md``: each map is standardised over the pixels ``(i, j)`` — zero mean and
 unit L2 norm — so the PAL term of one map is the Pearson correlation between the attribution and the
 prior, in ``[-1, 1]``; the loss is minus its mean over the batch. (The paper writes ``μ`` and ``σ²`` as
 sums; with a standardised prior ``a*`` the only reading that makes the term scale-free, as §III-B wants —

@@ -1,6 +1,6 @@
 """The canonical dataset on disk. Every importer writes it; training reads only it.
 
-Layout (``DESIGN.md``)::
+Layout (docs/data-path.md)::
 
     data/<name>/images/...               image files (any relative layout)
     data/<name>/samples.csv              path,label,split[,subject]
@@ -9,7 +9,7 @@ Layout (``DESIGN.md``)::
     data/<name>/landmarks.npy            float32 [N,68,2], written by the landmarks stage; NaN rows = no face
     data/<name>/landmarks.json           landmark backend, miss count
 
-Deviation from DESIGN.md, for a reason: the landmark backend and miss count live in ``landmarks.json``,
+Deviation from the original design, for a reason: the landmark backend and miss count live in ``landmarks.json``,
 written by the landmarks stage, not in ``meta.json``: a DVC stage may not write a file another stage owns
 ("nothing downstream writes upstream"). :func:`read_dataset` merges both into ``meta``.
 
