@@ -126,6 +126,10 @@ def test_renamed_cli_flag_names_the_new_one(tmp_path, capsys):
     assert main(["priors", str(tmp_path), str(tmp_path / "o"), "--noise-sigmas", "0", "4"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "palbench: error: option --noise-sigmas is now --landmark-noise (one name per parameter)"
+    # a train key DVC writes as a flag (${train}, `dvc exp run -S train.weight=1`), with DVC's underscores
+    assert main(["train", str(tmp_path / "run"), "--data", str(tmp_path), "--prior_sigma", "1", "--weight", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "palbench: error: option --weight is now --pal-weight (one name per parameter)"
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_section_and_unknown_protocol(tmp_path, capsys):

@@ -41,8 +41,11 @@ RENAMED: dict[str | None, dict[str, str]] = {
     "priors": {"noise_sigmas": "landmark_noise", "sigma": "landmark_noise"},
     "reports": {"sigma": "landmark_noise"},
 }  # fmt: skip
-#: Command-line flags once spelt otherwise → the flag now.
-RENAMED_FLAGS: dict[str, str] = {"--noise-sigmas": "--landmark-noise", "--noise-sigma": "--landmark-noise"}
+#: Command-line flags once spelt otherwise → the flag now (DVC writes ``${train}``'s keys as flags, so an old key
+#: left in a protocol's ``train`` or passed by ``dvc exp run -S train.weight=…`` is caught here too).
+RENAMED_FLAGS: dict[str, str] = {
+    "--" + old.replace("_", "-"): "--" + new.replace("_", "-") for old, new in {**RENAMED["priors"], **RENAMED[None]}.items()
+}
 
 
 def check_renamed(keys: Iterable[str], where: str, section: str | None = None) -> None:
