@@ -414,9 +414,10 @@ def _dashed(argv: Sequence[str]) -> list[str]:
     for a in argv:
         if a.startswith("--") and len(a) > 2:
             name, eq, value = a.partition("=")
-            a = name.replace("_", "-") + eq + value
-            if a.partition("=")[0] in RENAMED_FLAGS:
-                raise ConfigError(f"option {name} is now {RENAMED_FLAGS[a.partition('=')[0]]} (one name per parameter)")
+            flag = name.replace("_", "-")
+            if flag in RENAMED_FLAGS:
+                raise ConfigError(f"option {name} is now {RENAMED_FLAGS[flag]} (one name per parameter)")
+            a = flag + eq + value
         out.append(a)
     return out
 

@@ -95,8 +95,9 @@ def prepare(cfg: TrainConfig):
     return data, landmarks, model
 
 
-def check_run_folder(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> bool:
-    """True when the run continues from ``out/state.pt``. Refuses to overwrite a run by accident."""
+def check_run_folder(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> None:
+    """``--resume``: ``out/state.pt`` exists and was trained with the same config. Otherwise: ``out`` holds no
+    run unless ``force`` (never overwrite a run by accident)."""
     stored = out / "config.json"
     if resume:
         if not (out / "state.pt").is_file():
@@ -105,10 +106,9 @@ def check_run_folder(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> 
         diff = result_diff(TrainConfig.from_dict(read_config(stored), str(stored)).to_dict(), cfg.to_dict())
         if diff:
             raise ConfigError(f"{out}: --resume with a different config: {'; '.join(diff)}")
-        return True
+        return
     if stored.exists() and not force:
         raise ConfigError(f"{out}: already holds a run; pass --resume to continue it or --force to start over")
-    return False
 
 
 @dataclass
