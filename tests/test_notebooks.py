@@ -29,10 +29,12 @@ from palbench.reports import render  # noqa: E402
 from palbench.results import study_table  # noqa: E402
 
 BIN = Path(sys.executable).parent
-FIGURES = {"layers": ["layers"], "sensitivity": ["sensitivity_landmark_noise4", "noisy_priors_landmark_noise4"],
+FIGURES = {"claims": ["claims"], "layers": ["layers"],
+           "sensitivity": ["sensitivity_landmark_noise4", "noisy_priors_landmark_noise4"],
            "confusion": ["confusion"], "attributions": ["attributions"]}
-TABLES = {"layers": "layers", "ablation": "ablation", "channels": "channels", "sensitivity": "sensitivity_landmark_noise4",
-          "confusion": "confusion", "attributions": "attributions", "comparison": "comparison"}
+TABLES = {"claims": "claims", "layers": "layers", "ablation": "ablation", "channels": "channels",
+          "sensitivity": "sensitivity_landmark_noise4", "confusion": "confusion", "attributions": "attributions",
+          "comparison": "comparison"}
 
 
 def outputs(nb: dict) -> list[dict]:
@@ -78,7 +80,7 @@ def papermill(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- the reports stage of the smoke pipeline
 def test_reports_stage_writes_every_report_and_the_index(smoke_project):
     root, stdout = smoke_project
-    assert "palbench report: 7 reports -> reports/index.html" in stdout
+    assert "palbench report: 8 reports -> reports/index.html" in stdout
     index = (root / "reports" / "index.html").read_text()
     for name in r.NOTEBOOKS:
         assert f'href="{name}.html"' in index
@@ -188,11 +190,31 @@ def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
     assert plan["layers"] == "not in protocol smoke (no `layers` study)" and plan["comparison"] is None
     index = render.index_html(project, {n: ("reading", why) for n, why in plan.items()})
     assert '<li class="absent"><b>Fig. 3 — accuracy of PAL at each layer</b> — not in protocol smoke' in index
-    assert index.count('<a href="') == 2 * 6
+    assert index.count('<a href="') == 2 * 7  # claims still runs: it reads any of several studies
     res = papermill(["notebooks/layers.ipynb", "layers.ipynb"], tmp_path)
     assert res.returncode != 0
     assert ("ReportError: protocol smoke has no `layers` study, which Fig. 3 needs: add studies.layers to "
             "benchmarks/protocols/smoke.yaml, then run `palbench protocol smoke && dvc repro`") in res.stderr
+
+
+def test_claims_report_renders_without_a_study_and_says_why(smoke_project, tmp_path):
+    """The claims report of a protocol without `layers` (one seed, as smoke has): (d) and (e) not tested, the
+    others undecided, and the reading says why in plain words."""
+    from palbench.config import read_params, write_params
+
+    root, _ = smoke_project
+    for d in ("notebooks", "results"):
+        shutil.copytree(root / d, tmp_path / d)
+    params = read_params(root / "params.yaml")
+    del params["studies"]["layers"]
+    write_params({k: v for k, v in params.items() if k != "runs"}, tmp_path / "params.yaml")
+    res = papermill(["notebooks/claims.ipynb", "claims.ipynb"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    reading = render.headline(tmp_path / "claims.ipynb")
+    assert "2 not tested (d, e) of 7 claims" in reading and "no `layers` study" in reading
+    assert "Only 1 seed was run: no interval exists" in reading and "supported (" not in reading
+    table = pd.read_csv(tmp_path / "reports" / "tables" / "claims_summary.csv").set_index("claim")
+    assert table.loc["d", "verdict"] == "not tested" and table.loc["a", "verdict"] == "undecided at 95%"
 
 
 def test_report_cli_errors_in_one_line(copy, tmp_path):
@@ -202,8 +224,8 @@ def test_report_cli_errors_in_one_line(copy, tmp_path):
                   "--out", str(tmp_path / "x")], copy, check=False)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "palbench: error: unknown report(s) nosuch; expected among layers, ablation, channels, sensitivity, "
-        "confusion, attributions, comparison"]
+        "palbench: error: unknown report(s) nosuch; expected among claims, layers, ablation, channels, "
+        "sensitivity, confusion, attributions, comparison"]
 
 
 # ---------------------------------------------------------------- library functions, three seeds

@@ -11,14 +11,23 @@ keep their cells short and call these functions, which the tests call too:
   comparison study (confusion, attention);
 * :mod:`~palbench.reports.figures` — the figures (matplotlib);
 * :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
+* the claims report (``notebooks/claims.ipynb``) computes its verdicts with :mod:`palbench.claims` and draws
+  them with :func:`~palbench.reports.figures.plot_claims`;
 * :mod:`~palbench.reports.render` — executing the notebooks (papermill), HTML (nbconvert), ``index.html``
   (not imported here: notebooks do not need papermill).
 
 No report trains anything or recomputes a statistic that ``palbench aggregate`` wrote.
 """
 
-from palbench.reports.figures import plot_attributions, plot_confusions, plot_layers, plot_noise, plot_noisy_priors
-from palbench.reports.maps import attribution_maps, layer_positions, select_images
+from palbench.reports.figures import (
+    plot_attributions,
+    plot_claims,
+    plot_confusions,
+    plot_layers,
+    plot_noise,
+    plot_noisy_priors,
+)
+from palbench.reports.maps import attribution_maps, layer_positions, select_images, study_catalogue
 from palbench.reports.paper import (
     PAPER_TABLE_III,
     attention_headline,
@@ -39,6 +48,7 @@ from palbench.reports.project import (
     class_names,
     find_root,
     header_markdown,
+    notebook_studies,
     open_project,
     refuse_renamed,
     require_study,
@@ -46,6 +56,7 @@ from palbench.reports.project import (
     save_table,
     show_header,
     show_headline,
+    split_size,
 )
 from palbench.reports.tables import (
     best_and_worst,
@@ -69,9 +80,10 @@ __all__ = [
     "attention_headline", "attribution_maps", "best_and_worst", "class_names", "comparison_headline",
     "comparison_pair", "comparison_table", "comparison_text", "confusion_counts", "confusion_headline",
     "confusion_titles", "dataset_column", "find_root", "header_markdown", "layer_positions", "noise_headline",
-    "noise_row", "noise_table", "NOTEBOOKS", "open_project", "paper_improvement", "paper_style_table",
-    "PAPER_TABLE_III", "per_seed", "plot_attributions", "plot_confusions", "plot_layers", "plot_noise",
-    "plot_noisy_priors", "prediction_table", "Project", "read_preview", "read_runs", "read_study",
-    "recall_table", "refuse_renamed", "ReportError", "require_study", "row_normalise", "save_figure", "save_table",
-    "select_images", "show_header", "show_headline", "study_backbone", "study_title", "versus_clean",
+    "noise_row", "noise_table", "notebook_studies", "NOTEBOOKS", "open_project", "paper_improvement",
+    "paper_style_table", "PAPER_TABLE_III", "per_seed", "plot_attributions", "plot_claims", "plot_confusions",
+    "plot_layers", "plot_noise", "plot_noisy_priors", "prediction_table", "Project", "read_preview", "read_runs",
+    "read_study", "recall_table", "refuse_renamed", "ReportError", "require_study", "row_normalise", "save_figure",
+    "save_table", "select_images", "show_header", "show_headline", "split_size", "study_backbone",
+    "study_catalogue", "study_title", "versus_clean",
 ]  # fmt: skip

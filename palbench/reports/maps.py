@@ -26,6 +26,19 @@ def layer_positions(arch: str, size: int) -> list[dict]:
     return describe_layers(build_model(arch, width=1 / 16), int(size))
 
 
+def study_catalogue(project: Project, study: str = "layers") -> list[dict] | None:
+    """:func:`layer_positions` of the backbone a study trains (its PAL configurations' ``arch`` and ``size``,
+    from the protocol), ``None`` when the protocol has no such study: the layer order and max-pool positions
+    that claims (d) and (e) of :mod:`palbench.claims` group layers by."""
+    from palbench.config import study_configs
+
+    if not project.has_study(study):
+        return None
+    confs = study_configs(project.params, study)
+    conf = confs[1] if len(confs) > 1 else confs[0]
+    return layer_positions(conf["arch"], int(conf["size"]))
+
+
 def select_images(labels: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
     """Positions (into a split) of up to ``n`` samples with a face: the first of each class in class order,
     then the second of each, ... — deterministic and not chosen by how the models do.

@@ -18,8 +18,10 @@ from typing import Any
 
 from palbench.errors import PalbenchError
 
-#: notebook -> (study it reads, what it reproduces). Order of the index.
-NOTEBOOKS: dict[str, tuple[str, str]] = {
+#: notebook -> (study it reads, or the studies it reads any of; what it reproduces). Order of the index.
+NOTEBOOKS: dict[str, tuple[str | tuple[str, ...], str]] = {
+    "claims": (("layers", "ablation", "channels", "noise", "comparison"),
+               "§IV-C–D — the paper's comparative claims as verdicts"),
     "layers": ("layers", "Fig. 3 — accuracy of PAL at each layer"),
     "ablation": ("ablation", "Table I — attribution method × channel strategy"),
     "channels": ("channels", "Table II — constrained channels C1"),
@@ -28,6 +30,14 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "attributions": ("comparison", "Fig. 2/7 — priors and attribution maps"),
     "comparison": ("comparison", "Table III — the paper's rows beside ours"),
 }
+
+
+def notebook_studies(notebook: str) -> tuple[str, ...]:
+    """The studies a notebook reads (:data:`NOTEBOOKS`); it is worth running when the protocol has any of them."""
+    studies = NOTEBOOKS[notebook][0]
+    return (studies,) if isinstance(studies, str) else tuple(studies)
+
+
 class ReportError(PalbenchError):
     """A report cannot be drawn from what is on disk (missing study, σ without results, ...)."""
 
@@ -86,6 +96,9 @@ class Project:
     def has_study(self, study: str) -> bool:
         return study in (self.params.get("studies") or {})
 
+    def has_any_study(self, studies: tuple[str, ...]) -> bool:
+        return any(self.has_study(s) for s in studies)
+
     def repro_hint(self) -> str:
         """The command that (re)produces this protocol's results."""
         return f"`palbench protocol {self.protocol} && dvc repro`"
@@ -118,8 +131,10 @@ def refuse_renamed(namespace: dict[str, Any]) -> None:
 
 
 def require_study(project: Project, notebook: str) -> str:
-    """The study ``notebook`` reads; a clear error when the protocol has none or it has no results yet."""
-    study, what = NOTEBOOKS[notebook]
+    """The study ``notebook`` reads (the first the protocol has, for a notebook reading several); a clear error
+    when the protocol has none or it has no results yet."""
+    studies, what = notebook_studies(notebook), NOTEBOOKS[notebook][1]
+    study = next((s for s in studies if project.has_study(s)), studies[0])
     if not project.has_study(study):
         raise ReportError(
             f"protocol {project.protocol} has no `{study}` study, which {what.split(' — ')[0]} needs: add "
@@ -145,14 +160,20 @@ def git_revision(root: Path) -> str:
     return rev.stdout.strip() + (" + uncommitted changes" if dirty else "")
 
 
+def split_size(project: Project) -> int | None:
+    """The number of images of the evaluated split (the dataset's meta.json), ``None`` when unknown."""
+    meta = project.path("data", project.data_name, "meta.json")
+    if not meta.is_file():
+        return None
+    n = json.loads(meta.read_text()).get("counts", {}).get(project.split, {})
+    return int(sum(n.values())) if n else None
+
+
 def dataset_line(project: Project) -> str:
     """``synth (`palbench synth`, 700 test images)`` from params and the dataset's meta.json."""
     data = project.params["data"]
-    counts = ""
-    meta = project.path("data", project.data_name, "meta.json")
-    if meta.is_file():
-        n = json.loads(meta.read_text()).get("counts", {}).get(project.split, {})
-        counts = f", {sum(n.values())} {project.split} images" if n else ""
+    n = split_size(project)
+    counts = f", {n} {project.split} images" if n else ""
     return f"`{project.data_name}` (`palbench {data['command']}`{counts})"
 
 

@@ -1,8 +1,8 @@
 """``palbench report``: run the report notebooks with papermill, render them with nbconvert, write the index.
 
-For each notebook of :data:`~palbench.reports.project.NOTEBOOKS` whose study the protocol has,
-``notebooks/<name>.ipynb`` is executed (kernel working directory: the project root) into
-``<out>/<name>.ipynb`` and rendered to ``<out>/<name>.html``; the notebooks themselves write
+For each notebook of :data:`~palbench.reports.project.NOTEBOOKS` whose study the protocol has (any of its
+studies, for the claims report), ``notebooks/<name>.ipynb`` is executed (kernel working directory: the project
+root) into ``<out>/<name>.ipynb`` and rendered to ``<out>/<name>.html``; the notebooks themselves write
 ``<out>/figures/*.png`` and ``<out>/tables/*.csv``. ``<out>/index.html`` links every report with its
 reading — the text of the cell tagged ``headline`` — and says which reports the protocol has no study for.
 Notebooks run in parallel, ``workers`` at a time, each from its own worker process (papermill changes the
@@ -19,22 +19,26 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from palbench.io import write_text
-from palbench.reports.project import NOTEBOOKS, Project, ReportError, open_project, provenance
+from palbench.reports.project import NOTEBOOKS, Project, ReportError, notebook_studies, open_project, provenance
 
 HEADLINE_TAG = "headline"
 
 
 def plan(project: Project, names: list[str] | None = None) -> dict[str, str | None]:
     """``{notebook: None}`` for the notebooks to run, ``{notebook: reason}`` for those the protocol has no
-    study for; ``names`` restricts the plan (unknown names are an error)."""
+    study for (a notebook reading several studies runs when the protocol has any of them); ``names``
+    restricts the plan (unknown names are an error)."""
     unknown = [n for n in names or [] if n not in NOTEBOOKS]
     if unknown:
         raise ReportError(f"unknown report(s) {', '.join(unknown)}; expected among {', '.join(NOTEBOOKS)}")
     out = {}
-    for name, (study, _) in NOTEBOOKS.items():
+    for name in NOTEBOOKS:
         if names and name not in names:
             continue
-        out[name] = None if project.has_study(study) else f"not in protocol {project.protocol} (no `{study}` study)"
+        studies = notebook_studies(name)
+        lacking = (f"no `{studies[0]}` study" if len(studies) == 1 else
+                   f"none of the {', '.join(f'`{s}`' for s in studies)} studies")
+        out[name] = None if project.has_any_study(studies) else f"not in protocol {project.protocol} ({lacking})"
     return out
 
 

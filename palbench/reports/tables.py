@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from palbench.claims import c1_name, channels_name  # the paper's names, shared with the claims report
 from palbench.reports.project import Project, ReportError, arch_name
 
 STAT_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "n_pairs")
@@ -112,22 +112,6 @@ def comparison_text(row: pd.Series, label: str = "PAL − baseline") -> str:
         return f"{text} ({n} paired seed{'s' if n != 1 else ''}: no CI or p-value)"
     p = f"paired p = {p_value(row['p'])}" if _finite(row["p"]) else "paired p undefined (equal differences)"
     return f"{text}, 95% CI {interval(row['diff_ci_low'], row['diff_ci_high'], True)}, {p} (n = {n} seeds)"
-
-
-def channels_name(strategy: object, c1: object) -> str:
-    """``All Channels`` / ``Mean`` / ``Mean of half`` / ``Mean of C/4`` (the paper's names)."""
-    if strategy == "all":
-        return "All Channels" if float(c1) == 1.0 else f"All of {c1_name(c1)}"
-    return {1.0: "Mean", 0.5: "Mean of half"}.get(float(c1), f"Mean of {c1_name(c1)}")
-
-
-def c1_name(c1: object) -> str:
-    """``C/4``, ``C/2``, ``3C/4``, ``C`` (else ``0.3C``)."""
-    f = Fraction(float(c1)).limit_denominator(16)
-    if abs(float(f) - float(c1)) > 1e-9:
-        return f"{float(c1):g}C"
-    num = "" if f.numerator == 1 else str(f.numerator)
-    return f"{num}C" if f.denominator == 1 else f"{num}C/{f.denominator}"
 
 
 def stats_columns(table: pd.DataFrame) -> pd.DataFrame:
