@@ -185,23 +185,14 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _train_flags(p: argparse.ArgumentParser) -> dict:
+    """One flag per :class:`~palbench.config.TrainConfig` field (``--pal-weight``, ``--augment/--no-augment``);
+    returns the fields by name."""
     import dataclasses
 
     from palbench.config import TrainConfig
 
-    p = sub.add_parser("train", help="one training run (config + seed) into a run folder; torchrun-ready")
-    p.add_argument("out", help="run folder")
     p.add_argument("--config", help="YAML/JSON file of TrainConfig keys (flags below override it)")
-    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="start over in a folder that already holds a run")
-    p.add_argument("--evaluate", metavar="SPLIT",
-                   help="then evaluate the best model on SPLIT into OUT/SPLIT (as `palbench evaluate`), same process")
-    p.add_argument("--evaluate-landmarks", metavar="PATH",
-                   help="landmark set for that evaluation's alignment: a .npy, or a priors folder (its "
-                        "landmark_noise 0 set); default: the dataset's landmarks.npy")
-    p.add_argument("--discard-state", action="store_true",
-                   help="delete the resume checkpoint state.pt once the run has finished (keeps best.pt)")
     hints = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "extra"}
     for name, f in hints.items():
         flag = "--" + name.replace("_", "-")
@@ -211,30 +202,100 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         else:
             conv = int if kind.startswith("int") else float if kind.startswith("float") else str
             p.add_argument(flag, dest=name, type=conv, default=None, metavar=name.split("_")[-1].upper())
+    return hints
+
+
+def _train_values(args: argparse.Namespace, hints: dict, command: str) -> dict:
+    """The TrainConfig values of ``--config`` overridden by the flags given; a dataset is required."""
+    from palbench.config import load_config_file
+
+    values = load_config_file(args.config) if args.config else {}
+    values.update({k: getattr(args, k) for k in hints if getattr(args, k) is not None})
+    if "data" not in values:
+        raise ConfigError(f"{command}: no dataset given; pass --data DIR or a --config file with a 'data' key")
+    return values
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pretrain the backbone on a face dataset disjoint from the expression set "
+                                        "(the paper's VGG-Face start); the grid fine-tunes from OUT/weights.pt")
+    p.add_argument("out", help="output folder (a run folder plus weights.pt and pretrain.json)")
+    p.add_argument("--labels", default="label", choices=["label", "subject"],
+                   help="pretext: the dataset's expression labels, or identities from its subject column")
+    p.add_argument("--force", action="store_true", help="replace a pretraining run already in OUT")
+    hints = _train_flags(p)
 
     def run(args: argparse.Namespace) -> int:
-        from palbench.config import load_config_file
-        from palbench.train import train
+        from palbench.config import TrainConfig
+        from palbench.pretrain import pretrain
 
-        values = load_config_file(args.config) if args.config else {}
-        values.update({k: getattr(args, k) for k in hints if getattr(args, k) is not None})
-        if "data" not in values:
-            raise ConfigError("train: no dataset given; pass --data DIR or a --config file with a 'data' key")
-        cfg = TrainConfig.from_dict(values, where=args.config or "command line")
-        m = train(cfg, args.out, resume=args.resume, force=args.force)
-        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 writes and evaluates
-            return 0
-        print(f"palbench train: best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
-              f"({m['steps']} steps, {m['seconds']:.1f} s) -> {args.out}")
-        if args.discard_state:
-            (Path(args.out) / "state.pt").unlink(missing_ok=True)
-        if args.evaluate:
-            # In the same process: the DVC grid runs dozens of runs, and a second interpreter start (importing
-            # torch and torchvision) would cost ~4 s per run on 2 cores.
-            _evaluate(args.out, str(Path(args.out) / args.evaluate), args.evaluate, None, args.evaluate_landmarks)
+        values = {"pal_weight": 0.0, **_train_values(args, hints, "pretrain")}
+        info = pretrain(TrainConfig.from_dict(values, where=args.config or "command line"), args.out,
+                        labels=args.labels, force=args.force)
+        m = info["metrics"]
+        print(f"palbench pretrain: {info['pretext']} pretext, {info['classes']} classes, {info['images']['train']} "
+              f"train images; best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
+              f"({m['seconds']:.1f} s) -> {Path(args.out) / 'weights.pt'}")
         return 0
 
     p.set_defaults(func=run)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from palbench.config import TrainConfig
+
+    p = sub.add_parser("train", help="one training run (config + seed) into a run folder; torchrun-ready")
+    p.add_argument("out", help="run folder (with --seeds: the configuration's folder, one OUT/s<seed> per seed)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="start over in a folder that already holds a run")
+    p.add_argument("--evaluate", metavar="SPLIT",
+                   help="then evaluate the best model on SPLIT into OUT/SPLIT (as `palbench evaluate`), same process")
+    p.add_argument("--evaluate-landmarks", metavar="PATH",
+                   help="landmark set for that evaluation's alignment: a .npy, or a priors folder (its "
+                        "landmark_noise 0 set); default: the dataset's landmarks.npy")
+    p.add_argument("--discard-state", action="store_true",
+                   help="delete the resume checkpoint state.pt once the run has finished (keeps best.pt)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="train these seeds one after the other in this process, into OUT/s<seed> (the DVC grid: "
+                        "one stage per configuration); instead of --seed")
+    hints = _train_flags(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.config import seed_folder
+        from palbench.data.canonical import read_dataset
+
+        values = _train_values(args, hints, "train")
+        if args.seeds is not None and args.seed is not None:
+            raise ConfigError("train: pass --seed (one run in OUT) or --seeds (one run per seed in OUT/s<seed>), not both")
+        if args.seeds is None:
+            _train_one(args, TrainConfig.from_dict(values, where=args.config or "command line"), Path(args.out))
+            return 0
+        if len(set(args.seeds)) != len(args.seeds):
+            raise ConfigError(f"train: --seeds {args.seeds} repeats a seed")
+        cfgs = [TrainConfig.from_dict({**values, "seed": s}, where=args.config or "command line") for s in args.seeds]
+        data = read_dataset(cfgs[0].data)  # read (and its images decoded) once for all the seeds
+        for cfg in cfgs:
+            _train_one(args, cfg, Path(args.out) / seed_folder(cfg.seed), data)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _train_one(args: argparse.Namespace, cfg, out: Path, data=None) -> None:
+    """One run into ``out`` (``palbench train``), then its evaluation in the same process."""
+    from palbench.train import train
+
+    m = train(cfg, out, resume=args.resume, force=args.force, dataset=data)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 writes and evaluates
+        return
+    print(f"palbench train: best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
+          f"({m['steps']} steps, {m['seconds']:.1f} s) -> {out}")
+    if args.discard_state:
+        (out / "state.pt").unlink(missing_ok=True)
+    if args.evaluate:
+        # In the same process: the DVC grid runs dozens of runs, and a second interpreter start (importing
+        # torch and torchvision) would cost ~5 s per run on 2 cores.
+        _evaluate(str(out), str(out / args.evaluate), args.evaluate, None, args.evaluate_landmarks)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -346,10 +407,9 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
         else:
             proto = pr.load_protocol(args.name)
         path = pr.write_params(proto, args.params, source=args.name or "--refresh")
-        runs = pr.expand_runs(proto)
-        configs = len({row["config"] for row in pr.grid(proto)})
+        configs = len(pr.expand_runs(proto))
         print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
-              f"{len(proto['seeds'])} seeds = {len(runs)} runs -> {path}")
+              f"{len(proto['seeds'])} seeds = {configs * len(proto['seeds'])} runs -> {path}")
         return 0
 
     p.set_defaults(func=run)
@@ -402,7 +462,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_train,
+    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_pretrain, _add_train,
     _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate, _add_report,
 ]  # fmt: skip
 

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from palbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from palbench.config import TrainConfig, read_config, result_diff
-from palbench.data.canonical import load_landmark_set, read_dataset
+from palbench.data.canonical import CanonicalDataset, load_landmark_set, read_dataset
 from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError
 from palbench.evaluate import predict
@@ -74,9 +74,12 @@ def _device(rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def prepare(cfg: TrainConfig):
-    """Validate everything a run needs before any file is written; return dataset, landmarks, model."""
-    data = read_dataset(cfg.data)
+def prepare(cfg: TrainConfig, dataset: CanonicalDataset | None = None):
+    """Validate everything a run needs before any file is written; return dataset, landmarks, model.
+
+    ``dataset``: the dataset already read (several seeds in one process, or a relabelled pretraining set);
+    default: read ``cfg.data``."""
+    data = dataset if dataset is not None else read_dataset(cfg.data)
     landmarks = load_landmark_set(data, cfg.landmarks, cfg.landmark_noise)
     if landmarks is None and cfg.pal_weight > 0:
         raise DataError(f"{Path(cfg.data) / 'landmarks.npy'}: not found; PAL needs landmarks (`palbench landmarks`)")
@@ -173,10 +176,13 @@ class Run:
             })
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool = False) -> dict:
-    """Run one training; return ``metrics.json``'s content."""
+def train(
+    cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool = False,
+    dataset: CanonicalDataset | None = None,
+) -> dict:
+    """Run one training; return ``metrics.json``'s content. ``dataset``: see :func:`prepare`."""
     t_start = time.perf_counter()
-    run = setup(cfg, Path(out), resume, force)
+    run = setup(cfg, Path(out), resume, force, dataset)
     state = start(run, resume)
     live = _live(run.out, resume) if run.rank == 0 else None
     from tqdm.auto import tqdm
@@ -191,10 +197,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, force: bool =
     return finish(run, state, live, time.perf_counter() - t_start)
 
 
-def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool) -> Run:
+def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool, dataset: CanonicalDataset | None = None) -> Run:
     """Validate (before writing anything), then model, optimiser, poly-LR schedule, scaler and data on the
     process's device."""
-    data, landmarks, model = prepare(cfg)
+    data, landmarks, model = prepare(cfg, dataset)
     check_run_folder(out, cfg, resume, force)
     rank, world = distributed()
     if cfg.batch_size % world:

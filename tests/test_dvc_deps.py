@@ -96,16 +96,20 @@ def _stages() -> dict[str, tuple[str, list[str]]]:
     """stage → (command with ``${data.command}``/``${launcher}``-like scalar params filled in, deps)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
 
-    def scalar(m: re.Match) -> str:
-        value = params
+    def scalar(m: re.Match, item: object) -> str:
+        value = {**params, "item": item}
         for key in m.group(1).split("."):
             value = value.get(key) if isinstance(value, dict) else None
         return value if isinstance(value, str) else m.group(0)
 
     out = {}
     for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        stage = stage.get("do", stage)  # foreach stages
-        out[name] = (re.sub(r"\$\{([\w.]+)\}", scalar, stage["cmd"]), [str(d) for d in stage.get("deps", [])])
+        # foreach stages: ${item.*} from the first item of the default params (every item runs the same command)
+        items = list((params.get(stage["foreach"][2:-1]) or {}).values()) if "foreach" in stage else []
+        item = items[0] if items else None
+        stage = stage.get("do", stage)
+        cmd = re.sub(r"\$\{([\w.]+)\}", lambda m: scalar(m, item), stage["cmd"])
+        out[name] = (cmd, [str(d) for d in stage.get("deps", [])])
     return out
 
 

@@ -25,7 +25,7 @@ def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
     root, out = smoke_project
     params = pr.read_params(root / "params.yaml")
     runs = pd.read_csv(root / "results" / "runs.csv")
-    assert sorted(runs["run"]) == sorted(params["runs"])
+    assert sorted(runs["run"]) == sorted(pr.run_names(params))
     assert np.isfinite(runs[["val_accuracy", "test_accuracy", "test_alignment_constrained", "test_decoy_share"]]).all().all()
     for study in params["studies"]:
         table = pd.read_csv(root / "results" / f"{study}.csv")
@@ -34,12 +34,18 @@ def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
         assert np.isfinite(table[["mean", "test_alignment_constrained_mean", "test_decoy_share_mean"]]).all().all()
         assert table["mean"].between(0, 1).all()
     metrics = json.loads((root / "metrics.json").read_text())
-    assert metrics["n_runs"] == len(params["runs"]) and set(params["studies"]) <= set(metrics)
-    # every run was evaluated on the test split in its own stage, and kept only best.pt
-    for name in params["runs"]:
+    assert metrics["n_runs"] == len(pr.run_names(params)) and set(params["studies"]) <= set(metrics)
+    # every run was evaluated on the test split in its configuration's stage, and kept only best.pt
+    for name in pr.run_names(params):
         assert (root / "runs" / name / "test" / "predictions.csv").is_file()
         assert (root / "runs" / name / "best.pt").is_file() and not (root / "runs" / name / "state.pt").exists()
-    assert out.count("Running stage 'train@") == len(params["runs"])
+    assert out.count("Running stage 'train@") == len(params["runs"])  # one stage per configuration
+    # the pretraining stage ran first, and every run started from its weights
+    info = json.loads((root / "pretrain" / "smoke-faces" / "pretrain.json").read_text())
+    assert info["pretext"] == "label" and info["head"] and (root / "pretrain" / "smoke-faces" / "weights.pt").is_file()
+    assert "Running stage 'pretrain@smoke-faces'" in out
+    cfg = json.loads((root / "runs" / pr.run_names(params)[0] / "config.json").read_text())
+    assert cfg["weights"] == "pretrain/smoke-faces/weights.pt"
 
 
 def test_metrics_show_reads_the_one_aggregated_file(smoke_project):
@@ -90,7 +96,7 @@ def test_queued_experiments_run_in_parallel_workers(smoke_project):
     for n in (1, 2):
         data = exps[f"preview{n}"]["data"]
         assert data["params"]["params.yaml"]["data"]["priors"]["preview"] == n
-        assert data["metrics"]["metrics.json"]["data"]["n_runs"] == 10
+        assert data["metrics"]["metrics.json"]["data"]["n_runs"] == 8
 
 
 def test_a_second_machine_gets_the_runs_from_a_shared_remote(smoke_project, tmp_path):

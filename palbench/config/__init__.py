@@ -24,6 +24,7 @@ from palbench.config.names import (
     noise_file,
     parse_run_name,
     run_name,
+    seed_folder,
 )
 from palbench.config.protocol import (
     REPORT_DEFAULTS,
@@ -33,6 +34,7 @@ from palbench.config.protocol import (
     grid,
     load_protocol,
     read_params,
+    run_names,
     study_configs,
     validate_protocol,
     write_params,
@@ -43,6 +45,7 @@ __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file",
-    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_name", "study_configs",
+    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_name", "run_names",
+    "seed_folder", "study_configs",
     "validate_protocol", "write_params",
 ]  # fmt: skip

@@ -21,8 +21,10 @@ folder, and records the σ in its ``config.json``. A configuration is identified
 so a configuration shared by several studies (the baseline; Grad Mean-of-half at the default layer in
 Fig. 3 and Table I; …) is one run per seed, trained once.
 
-``palbench protocol NAME`` writes ``params.yaml`` from the protocol, with ``runs`` expanded: ``dvc.yaml``'s
-``train`` stage iterates over ``runs`` with ``foreach`` (DVC cannot expand a grid of studies itself, and a
+``palbench protocol NAME`` writes ``params.yaml`` from the protocol, with ``runs`` expanded (one entry per
+configuration, with its ``seeds``): ``dvc.yaml``'s ``train`` stage iterates over ``runs`` with ``foreach``,
+one stage per configuration training its seeds in one process (an interpreter start with torch costs ~5 s
+on 2 cores, and the dataset is decoded once) (DVC cannot expand a grid of studies itself, and a
 generated, committed ``runs`` makes every stage instance visible in ``dvc status`` and ``dvc.lock``).
 :func:`check_params` refuses a ``params.yaml`` whose ``runs`` no longer match its studies.
 """
@@ -84,6 +86,7 @@ def validate_protocol(proto: Any, where: str) -> None:
         raise ConfigError(f"{where}: launcher: expected a command string such as 'palbench' or "
                           f"'torchrun --nproc_per_node 8 -m palbench.cli'")
     _check_data(proto["data"], where)
+    _check_pretraining(proto, where)
     _check_seeds(proto["seeds"], where)
     for section in ("priors", "train", "reports"):
         if not isinstance(proto.get(section) or {}, dict):
@@ -101,6 +104,43 @@ def _check_data(data: Any, where: str) -> None:
             raise ConfigError(f"{where}: data.{key} missing (data needs name, command, input, args)")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(data["name"])):
         raise ConfigError(f"{where}: data.name {data['name']!r}: expected letters, digits, '-' or '_'")
+
+
+#: ``pretraining.<name>`` keys: how its dataset is made (as ``data``) and how the backbone is trained on it.
+PRETRAINING_KEYS = ("command", "args", "labels", "train")
+
+
+def _check_pretraining(proto: Mapping, where: str) -> None:
+    """The optional ``pretraining`` section — ``{dataset name: {command, args, labels, train}}``, one DVC
+    ``pretrain_data`` + ``pretrain`` stage per entry writing ``pretrain/<name>/weights.pt`` — and
+    ``train.weights``, which dvc.yaml's train stage depends on (a pretraining's ``weights.pt`` or a file)."""
+    pre = proto.get("pretraining") or {}
+    if not isinstance(pre, dict):
+        raise ConfigError(f"{where}: pretraining: expected a mapping of dataset name -> {{{', '.join(PRETRAINING_KEYS)}}}")
+    for name, entry in pre.items():
+        key = f"{where}: pretraining.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
+            raise ConfigError(f"{key}: expected a dataset name of letters, digits, '-' or '_'")
+        if name == proto["data"]["name"]:
+            raise ConfigError(f"{key}: the expression set itself; pretrain on other faces (its images, landmarks "
+                              "or labels would leak into the baseline what PAL is meant to add)")
+        if not isinstance(entry, dict) or sorted(entry) != sorted(PRETRAINING_KEYS):
+            raise ConfigError(f"{key}: expected exactly the keys {', '.join(PRETRAINING_KEYS)}")
+        if entry["labels"] not in ("label", "subject"):
+            raise ConfigError(f"{key}.labels: {entry['labels']!r}; expected label or subject")
+        for k in ("arch", "width"):
+            if entry["train"].get(k) != proto["train"].get(k):
+                raise ConfigError(f"{key}.train.{k}: {entry['train'].get(k)!r}, but train.{k} is "
+                                  f"{proto['train'].get(k)!r}; the grid loads these weights")
+        TrainConfig.from_dict({**entry["train"], "data": "-", "pal_weight": 0.0}, where=f"{key}.train")
+    weights = proto["train"].get("weights")
+    if not weights:
+        raise ConfigError(f"{where}: train.weights: not set; PAL fine-tunes a pretrained network (paper §IV-B): "
+                          "name a weights file, or pretrain/<name>/weights.pt of a `pretraining` entry")
+    made = {f"pretrain/{name}/weights.pt" for name in pre}
+    if str(weights).startswith("pretrain/") and weights not in made:
+        raise ConfigError(f"{where}: train.weights {weights!r}: no pretraining writes it; expected one of "
+                          f"{', '.join(sorted(made)) or '(no pretraining entry)'}")
 
 
 def _check_seeds(seeds: Any, where: str) -> None:
@@ -217,9 +257,10 @@ def grid(proto: Mapping) -> list[dict]:
 
 
 def expand_runs(proto: Mapping) -> dict[str, dict]:
-    """``{run name: train overrides}`` for every distinct configuration × seed (:func:`~palbench.config.run_name`).
-    Overrides hold only what differs from ``train`` (``landmark_noise`` included) plus the seed, so
-    ``dvc exp run -S train.epochs=…`` still reaches every run."""
+    """``{configuration name: train overrides}`` for every distinct configuration, each with the protocol's
+    ``seeds``: one DVC stage trains a configuration's seeds in one process (into ``runs/<config>/s<seed>``,
+    :func:`~palbench.config.run_name`). Overrides hold only what differs from ``train`` (``landmark_noise``
+    included), so ``dvc exp run -S train.epochs=…`` still reaches every run."""
     defaults = _defaults(proto)
     runs: dict[str, dict] = {}
     seen: dict[str, dict] = {}
@@ -231,15 +272,20 @@ def expand_runs(proto: Mapping) -> dict[str, dict]:
             continue
         seen[name] = conf
         overrides = {k: v for k, v in conf.items() if v != defaults.get(k)}
-        for seed in proto["seeds"]:
-            runs[run_name(name, seed)] = {**overrides, "seed": seed}
+        runs[name] = {**overrides, "seeds": list(proto["seeds"])}
     return runs
+
+
+def run_names(params: Mapping) -> list[str]:
+    """Every run of the grid (``<config>/s<seed>``), configurations in ``runs`` order, then seeds."""
+    return [run_name(config, seed) for config in params["runs"] for seed in params["seeds"]]
 
 
 def params_from_protocol(proto: Mapping) -> dict:
     """The content of ``params.yaml`` for a protocol: its sections, ``launcher`` and the expanded ``runs``."""
     body = {k: proto[k] for k in proto if k != "runs"}
     body.setdefault("launcher", DEFAULT_LAUNCHER)
+    body.setdefault("pretraining", {})  # dvc.yaml's pretrain stages iterate over it (none for an empty one)
     body.setdefault("reports", {})  # notebook parameters (palbench.reports); dvc.yaml's reports stage reads it
     return {**body, "runs": expand_runs(proto)}
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +47,16 @@ class CanonicalDataset:
         samples: one row per image with columns ``path, label, split`` (and ``subject`` when known).
         meta: ``meta.json`` merged with ``landmarks.json`` when present.
         landmarks: float32 ``[N, 68, 2]`` or ``None`` before the landmarks stage ran.
+        decoded: images already decoded in this process (row -> uint8 ``[3, H, W]`` tensor), filled by
+            :class:`palbench.data.dataset.FaceDataset` for small datasets, so that the epochs and the seeds
+            trained in one process decode each file once.
     """
 
     root: Path
     samples: pd.DataFrame
     meta: dict
     landmarks: np.ndarray | None
+    decoded: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -22,6 +22,7 @@ from palbench.models.weights import (
     IMAGENET_NORMALIZATION,
     VGGFACE2_NORMALIZATION,
     VGGFACE_NORMALIZATION,
+    head_prefix,
     imagenet_weights_path,
     load_weights,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "capture",
     "describe_layers",
     "flops_above",
+    "head_prefix",
     "imagenet_weights_path",
     "layer_catalogue",
     "load_weights",

@@ -5,6 +5,9 @@ Formats, detected from the keys of the loaded state dict (``torch.load(..., weig
 
 (a) ``palbench``    a state dict of this very model (same keys and shapes, head included); loaded strictly.
                     Its ``_extra_state`` restores ``input_normalization`` and the ResNet layout.
+(a') ``backbone``   a palbench state dict without the final classifier layer (``palbench pretrain`` with
+                    identities as the pretext writes one): everything but the head, which keeps its random
+                    init — the one case where a head is left out on purpose; a head of the wrong size fails.
 (b) ``torchvision`` torchvision's key names with a different head (e.g. ImageNet's 1000 classes): everything
                     but the final classifier layer (``classifier.6`` / ``fc``), which keeps its random init.
 (c) ``vgg_face``    ``vgg_face_dag.pth``: ``conv{b}_{i}`` → ``features.N`` (N of the k-th conv), ``fc6`` →
@@ -42,6 +45,7 @@ __all__ = [
     "VGGFACE2_NORMALIZATION",
     "VGGFACE_NORMALIZATION",
     "detect_format",
+    "head_prefix",
     "imagenet_weights_path",
     "load_weights",
 ]
@@ -102,7 +106,7 @@ def _read_state_dict(path: Path) -> dict[str, object]:
     return sd
 
 
-def _head_prefix(model: nn.Module) -> str:
+def head_prefix(model: nn.Module) -> str:
     """State-dict prefix of the final classifier layer: ``classifier.6.`` (VGG) or ``fc.`` (ResNet)."""
     if isinstance(model, ResNet):
         return "fc."
@@ -113,7 +117,9 @@ def _head_prefix(model: nn.Module) -> str:
 
 
 def detect_format(sd: Mapping[str, object], model: nn.Module) -> str:
-    """``"vgg_face"``, ``"vggface2"``, ``"torchvision"`` or ``"palbench"`` from the keys of ``sd``.
+    """``"vgg_face"``, ``"vggface2"``, ``"backbone"``, ``"torchvision"`` or ``"palbench"`` from the keys of ``sd``.
+
+    ``"backbone"``: palbench's ``_extra_state`` and no head key at all (a head-less pretraining export).
 
     ``"torchvision"`` only when the head differs from the model's and has 1000 outputs (ImageNet) and the
     dict carries no palbench ``_extra_state``; any other dict is read as ``"palbench"`` and loaded strictly,
@@ -123,7 +129,9 @@ def detect_format(sd: Mapping[str, object], model: nn.Module) -> str:
         return "vgg_face"
     if "conv1_7x7_s2.weight" in sd:
         return "vggface2"
-    head = _head_prefix(model)
+    head = head_prefix(model)
+    if _EXTRA in sd and not any(k.startswith(head) for k in sd):
+        return "backbone"
     own = model.state_dict()
     same_head = all(
         k in sd and isinstance(sd[k], torch.Tensor) and tuple(sd[k].shape) == tuple(v.shape)  # type: ignore[union-attr]
@@ -211,7 +219,7 @@ def _assign(
 
 def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_head: bool) -> None:
     """Formats (a) and (b): identical key names; (b) leaves the final classifier layer out."""
-    head = _head_prefix(model)
+    head = head_prefix(model)
     mapping = {
         k: k
         for k in model.state_dict()
@@ -251,7 +259,7 @@ def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
             ``"imagenet"`` (torchvision's ImageNet weights from the torch hub cache only — never downloaded).
 
     Returns:
-        The detected format: ``"palbench"``, ``"torchvision"``, ``"vgg_face"`` or ``"vggface2"``.
+        The detected format: ``"palbench"``, ``"backbone"``, ``"torchvision"``, ``"vgg_face"`` or ``"vggface2"``.
 
     Side effects: sets ``model.input_normalization`` to the statistics the weights were trained with and,
     for the VGGFace2 ResNet, switches the model to the Caffe layout.
@@ -269,6 +277,8 @@ def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
         model.input_normalization = dict(VGGFACE2_NORMALIZATION)
     elif fmt == "palbench":
         _load_own_keys(model, sd, path, with_head=True)
+    elif fmt == "backbone":
+        _load_own_keys(model, sd, path, with_head=False)
     else:
         _load_own_keys(model, sd, path, with_head=False)
         model.input_normalization = dict(IMAGENET_NORMALIZATION)
