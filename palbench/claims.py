@@ -9,7 +9,9 @@ accuracy points (×100; a slope in points per pixel of σ). The verdict of a par
 
 * **supported** — the 95% interval lies entirely above 0;
 * **contradicted** — it lies entirely below 0;
-* **undecided at 95%** — it contains 0, or fewer than 2 seeds are paired (no interval: the reason says so);
+* **undecided at 95%** — it contains 0, or fewer than 2 seeds are paired (no interval: the reason says so), or
+  every paired difference is the same (a zero-width interval: with a few seeds and a test accuracy counted in
+  whole images — 1/700 of a point apart — equal differences say nothing about the spread, not certainty);
 * **not tested** — a configuration the part needs is absent from the protocol or from ``results/runs.csv``
   (the reason names the study or configuration to add).
 
@@ -226,6 +228,8 @@ def verdict(ci_low: float, ci_high: float, n_pairs: int, claimed: str = ">") -> 
     if n_pairs < 2 or _missing(ci_low) or _missing(ci_high):
         what = "no seed in common" if n_pairs == 0 else f"{n_pairs} paired seed"
         return UNDECIDED, f"{what}: no interval (needs 2 seeds or more)"
+    if ci_low == ci_high:
+        return UNDECIDED, f"the {n_pairs} paired differences are all equal: no spread, no interval"
     above, below = ci_low > 0, ci_high < 0
     if not (above or below):
         return UNDECIDED, "the 95% interval contains 0"

@@ -210,7 +210,7 @@ def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool, dataset: Canon
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     norm = model.input_normalization
-    train_set = FaceDataset(data, "train", cfg.size, landmarks, cfg.augment, norm, cfg.seed)
+    train_set = FaceDataset(data, "train", cfg.size, landmarks, cfg.augment, norm, cfg.seed, cfg.max_rotation)
     val_set = FaceDataset(data, "val", cfg.size, landmarks, False, norm, cfg.seed)
     total_steps = min(cfg.epochs * math.ceil(len(train_set) / cfg.batch_size), cfg.max_steps or 10**12)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

@@ -113,3 +113,30 @@ def test_prior_from_moved_landmarks_peaks_on_drawn_features(label, angle, flip):
     # and the prior's hottest pixels sit on strong edges
     top = right.flatten().topk(50).indices
     assert edges.flatten()[top].mean() > 3 * edges.mean()
+
+
+def test_max_rotation_zero_gives_flips_only_and_decodes_once(tiny_dataset):
+    """``max_rotation = 0`` (the built-in pretraining): each image is itself or its mirror image; images are
+    read from the dataset object's decoded store when there (a second epoch or seed reads no file)."""
+    from palbench.config import TrainConfig
+    from palbench.data.canonical import read_dataset
+
+    root, _ = tiny_dataset
+    data = read_dataset(root)
+    ramp = torch.arange(32, dtype=torch.uint8).mul(8).expand(3, 24, 32).contiguous()  # not mirror-symmetric
+    plain = FaceDataset(data, "train", size=32, augment=False)
+    for i in plain.indices:
+        data.decoded[int(i)] = ramp  # the dataset reads the decoded images, not the (flat) files
+    plain_items = [plain[k]["image"] for k in range(len(plain))]
+    flips = FaceDataset(data, "train", size=32, augment=True, max_rotation=0.0, seed=3)
+    mirrored = 0
+    for epoch in range(4):
+        flips.set_epoch(epoch)
+        for k in range(len(flips)):
+            a, b = plain_items[k], flips[k]["image"]
+            assert torch.equal(a, b) or torch.equal(a.flip(-1), b)
+            mirrored += not torch.equal(a, b)
+    assert 0 < mirrored < 4 * len(flips)
+    assert len(data.decoded) == len(flips)  # no other file was decoded
+    with pytest.raises(Exception, match="max_rotation"):
+        TrainConfig.from_dict({"data": "-", "max_rotation": -1})

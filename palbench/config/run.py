@@ -79,7 +79,7 @@ class TrainConfig:
             ``pal_weight = 0`` is the baseline, identical otherwise (same seed, same data order). The paper
             gives no λ; 1 had the best mean test accuracy of {0, 0.3, 1, 3} × 3 seeds on the built-in
             benchmark (``benchmarks/calibration/lambda_sweep_decoy06.md``).
-        augment: rotation ±10° + horizontal flip.
+        augment: rotation ±``max_rotation``° + horizontal flip (paper: ±10°); ``max_rotation = 0``: flips only.
         dropout: probability of the VGG classifier's dropout layers (``None``: torchvision's 0.5).
         amp: ``none`` | ``bf16`` | ``fp16`` autocast (CUDA); channels_last: memory format (CUDA).
         workers: data-loader processes; checkpoint_every: optimiser steps between resume points.
@@ -106,6 +106,7 @@ class TrainConfig:
     pal_weight: float = 1.0
     prior_sigma: float = 3.0
     augment: bool = True
+    max_rotation: float = 10.0
     dropout: float | None = None
     amp: str = "none"
     channels_last: bool = False
@@ -128,6 +129,8 @@ class TrainConfig:
             raise ConfigError(f"max_steps: expected an integer >= 1 or null, got {self.max_steps!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr: expected a number > 0, got {self.lr!r}")
+        if not _number(self.max_rotation) or not 0 <= self.max_rotation <= 180:
+            raise ConfigError(f"max_rotation: expected degrees in [0, 180], got {self.max_rotation!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout: expected a probability in [0, 1) or null, got {self.dropout!r}")
         if self.amp not in AMP_MODES:
