@@ -32,6 +32,7 @@ speed: $(STAMP)
 	$(BIN)/python benchmarks/speed/train_step.py --arch resnet50
 	$(BIN)/python benchmarks/speed/priors.py
 	$(BIN)/python benchmarks/speed/synth.py
+	$(BIN)/python benchmarks/speed/grid_step.py
 
 clean-venv:
 	rm -rf $(VENV)
