@@ -437,7 +437,7 @@ def _add_aggregate(sub: argparse._SubParsersAction) -> None:
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run the report notebooks (papermill): reports/<name>.ipynb, .html, index.html")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="layers, ablation, channels, sensitivity, confusion, attributions, comparison "
+                   help="claims, layers, ablation, channels, sensitivity, confusion, attributions, comparison "
                         "(default: every one whose study the protocol has)")
     p.add_argument("--params", default="params.yaml", help="params file; its folder is the project root")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
