@@ -220,7 +220,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain the backbone on a face dataset disjoint from the expression set "
                                         "(the paper's VGG-Face start); the grid fine-tunes from OUT/weights.pt")
     p.add_argument("out", help="output folder (a run folder plus weights.pt and pretrain.json)")
-    p.add_argument("--labels", default="label", choices=["label", "subject"],
+    from palbench.config import PRETEXTS
+
+    p.add_argument("--labels", default=PRETEXTS[0], choices=PRETEXTS,
                    help="pretext: the dataset's expression labels, or identities from its subject column")
     p.add_argument("--force", action="store_true", help="replace a pretraining run already in OUT")
     hints = _train_flags(p)

@@ -22,19 +22,15 @@ what PAL is meant to add.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from palbench.config import TrainConfig
+from palbench.config import PRETEXTS, TrainConfig
 from palbench.data.canonical import CanonicalDataset, read_dataset
 from palbench.errors import ConfigError, DataError
 from palbench.io import atomic_dir, write_json
-
-#: Pretexts: the dataset's expression labels, or identities from its ``subject`` column.
-PRETEXTS = ("label", "subject")
 
 #: Pretext ``subject``: every VAL_EVERY-th image of a subject (in samples.csv order) is held out for val.
 VAL_EVERY = 5
@@ -123,10 +119,3 @@ def pretrain(cfg: TrainConfig, out: str | Path, labels: str = "label", force: bo
         write_json(tmp / "pretrain.json", info)
     return info
 
-
-def read_pretrain_info(folder: str | Path) -> dict:
-    """``pretrain.json`` of a pretraining folder (for reports and checks)."""
-    path = Path(folder) / "pretrain.json"
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run `palbench pretrain` first")
-    return json.loads(path.read_text())

@@ -174,7 +174,8 @@ def test_old_parameter_name_is_refused_naming_the_new_one(copy):
     assert not [o for o in outputs(nb) if "image/png" in o.get("data", {})]  # stopped before any figure
 
 
-def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
+def _project_without_layers(smoke_project, tmp_path) -> None:
+    """The smoke project's notebooks and results in ``tmp_path``, with a params.yaml that has no `layers` study."""
     from palbench.config import read_params, write_params
 
     root, _ = smoke_project
@@ -183,6 +184,10 @@ def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
     params = read_params(root / "params.yaml")
     del params["studies"]["layers"]
     write_params({k: v for k, v in params.items() if k != "runs"}, tmp_path / "params.yaml")
+
+
+def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
+    _project_without_layers(smoke_project, tmp_path)
     entries = render.build_reports(tmp_path / "params.yaml", tmp_path / "reports", ["layers"])
     assert entries == {"layers": (None, "not in protocol smoke (no `layers` study)")}
     project = r.open_project(tmp_path)
@@ -200,14 +205,7 @@ def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
 def test_claims_report_renders_without_a_study_and_says_why(smoke_project, tmp_path):
     """The claims report of a protocol without `layers` (one seed, as smoke has): (d) and (e) not tested, the
     others undecided, and the reading says why in plain words."""
-    from palbench.config import read_params, write_params
-
-    root, _ = smoke_project
-    for d in ("notebooks", "results"):
-        shutil.copytree(root / d, tmp_path / d)
-    params = read_params(root / "params.yaml")
-    del params["studies"]["layers"]
-    write_params({k: v for k, v in params.items() if k != "runs"}, tmp_path / "params.yaml")
+    _project_without_layers(smoke_project, tmp_path)
     res = papermill(["notebooks/claims.ipynb", "claims.ipynb"], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     reading = render.headline(tmp_path / "claims.ipynb")

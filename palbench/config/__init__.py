@@ -23,6 +23,7 @@ from palbench.config.names import (
     landmark_set_path,
     noise_file,
     parse_run_name,
+    PRETEXTS,
     run_name,
     seed_folder,
 )
@@ -42,7 +43,7 @@ from palbench.config.protocol import (
 from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_config, result_diff
 
 __all__ = [
-    "AMP_MODES", "ARCHS", "METHODS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
+    "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file",
     "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_name", "run_names",

@@ -98,6 +98,10 @@ def config_name(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "", "-".join(parts).replace(".", "p"))
 
 
+#: Pretexts of ``palbench pretrain``: the dataset's expression labels, or identities from its ``subject`` column.
+PRETEXTS = ("label", "subject")
+
+
 def seed_folder(seed: int) -> str:
     """The folder of ``seed``'s run inside its configuration's folder: ``s<seed>``."""
     return f"s{int(seed)}"

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from palbench.config.files import read_yaml
-from palbench.config.names import check_renamed, config_name, run_name
+from palbench.config.names import PRETEXTS, check_renamed, config_name, run_name
 from palbench.config.run import TrainConfig
 from palbench.errors import ConfigError
 
@@ -126,8 +126,8 @@ def _check_pretraining(proto: Mapping, where: str) -> None:
                               "or labels would leak into the baseline what PAL is meant to add)")
         if not isinstance(entry, dict) or sorted(entry) != sorted(PRETRAINING_KEYS):
             raise ConfigError(f"{key}: expected exactly the keys {', '.join(PRETRAINING_KEYS)}")
-        if entry["labels"] not in ("label", "subject"):
-            raise ConfigError(f"{key}.labels: {entry['labels']!r}; expected label or subject")
+        if entry["labels"] not in PRETEXTS:
+            raise ConfigError(f"{key}.labels: {entry['labels']!r}; expected one of {', '.join(PRETEXTS)}")
         for k in ("arch", "width"):
             if entry["train"].get(k) != proto["train"].get(k):
                 raise ConfigError(f"{key}.train.{k}: {entry['train'].get(k)!r}, but train.{k} is "
