@@ -18,6 +18,12 @@ accuracy points (×100; a slope in points per pixel of σ). The verdict of a par
 For A < B the sides swap. A claim with several parts is *supported* if every part is, *contradicted* if any
 part is, *not tested* if no part is tested, and *undecided at 95%* otherwise (every part is shown).
 
+The 95% is per claim, not per part (Bonferroni): a claim with m tested parts gives each part a
+1 − 0.05/m interval (97.5% for two parts, 99% for five), so that the chance that any of its parts is decided
+wrongly stays at most 5%. Without it a report of ~25 parts at 95% each decides about one part by chance per
+run, and a multi-part claim is the likeliest to be flipped by it (a second seed list of the built-in benchmark
+did exactly that to claim (g) before this correction).
+
 Configurations are found by their settings, never by their names: a study's configurations are
 :func:`palbench.config.study_configs` (the ``train`` defaults + the study's ``set`` + a point of its ``vary``,
 the baseline being the same with ``pal_weight = 0``), and a configuration's runs are the rows of the per-run
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,7 +56,9 @@ VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED, NOT_TESTED)
 PAPER_C1 = (0.25, 0.5, 0.75, 1.0)
 #: Columns of :func:`claims_table`.
 COLUMNS = ("claim", "statement", "section", "part", "a", "b", "a_configs", "b_configs", "claimed", "unit",
-           "n_pairs", "diff", "ci_low", "ci_high", "p", "verdict", "reason")
+           "n_pairs", "diff", "ci_low", "ci_high", "confidence", "p", "verdict", "reason")
+#: The family-wise confidence of each claim: a claim's m tested parts each get a 1 − 0.05/m interval.
+FAMILY_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -222,20 +231,22 @@ def no_study(study: str, protocol: str) -> str:
 
 
 # ---------------------------------------------------------------- verdicts
-def verdict(ci_low: float, ci_high: float, n_pairs: int, claimed: str = ">") -> tuple[str, str]:
-    """``(verdict, reason)`` of a part claiming A > B (``claimed = ">"``) or A < B (``"<"``) from the 95%
-    interval of A − B over ``n_pairs`` paired seeds (see the module docstring)."""
+def verdict(ci_low: float, ci_high: float, n_pairs: int, claimed: str = ">", confidence: float = 0.95
+            ) -> tuple[str, str]:
+    """``(verdict, reason)`` of a part claiming A > B (``claimed = ">"``) or A < B (``"<"``) from the
+    ``confidence`` interval of A − B over ``n_pairs`` paired seeds (see the module docstring)."""
     if n_pairs < 2 or _missing(ci_low) or _missing(ci_high):
         what = "no seed in common" if n_pairs == 0 else f"{n_pairs} paired seed"
         return UNDECIDED, f"{what}: no interval (needs 2 seeds or more)"
     if ci_low == ci_high:
         return UNDECIDED, f"the {n_pairs} paired differences are all equal: no spread, no interval"
     above, below = ci_low > 0, ci_high < 0
+    level = f"{100 * confidence:.4g}% interval"
     if not (above or below):
-        return UNDECIDED, "the 95% interval contains 0"
+        return UNDECIDED, f"the {level} contains 0"
     side = "above" if above else "below"
     agrees = above if claimed == ">" else below
-    return (SUPPORTED if agrees else CONTRADICTED), f"the 95% interval lies {side} 0"
+    return (SUPPORTED if agrees else CONTRADICTED), f"the {level} lies {side} 0"
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -249,22 +260,24 @@ def combine(verdicts: Sequence[str]) -> str:
     return UNDECIDED
 
 
-def evaluate(part: Part) -> dict:
-    """One row of :func:`claims_table`: the part, A − B (×100) with its 95% interval and p, the verdict."""
+def evaluate(part: Part, confidence: float = 0.95) -> dict:
+    """One row of :func:`claims_table`: the part, A − B (×100) with its ``confidence`` interval and p, the
+    verdict."""
     claim = CLAIMS[part.claim]
     row = {"claim": part.claim, "statement": claim.statement, "section": claim.section, "part": part.name,
            "a": part.a.label, "b": part.b.label, "a_configs": ", ".join(part.a.configs),
            "b_configs": ", ".join(part.b.configs), "claimed": f"A {part.claimed} B", "unit": part.unit,
-           "n_pairs": 0, "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan}
+           "n_pairs": 0, "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "confidence": confidence,
+           "p": math.nan}
     missing = "; ".join(dict.fromkeys(m for m in (part.a.missing, part.b.missing) if m))
     if missing:
         return {**row, "verdict": NOT_TESTED, "reason": missing}
     with warnings.catch_warnings():  # scipy's "precision loss" when the differences are all but equal: the p-value
         warnings.simplefilter("ignore", RuntimeWarning)  # may be off, the interval (the verdict) is not
-        c = paired_comparison(part.a.seeds, part.b.seeds)
+        c = paired_comparison(part.a.seeds, part.b.seeds, confidence)
     row.update(n_pairs=int(c["n_pairs"]), diff=100 * c["diff"], ci_low=100 * c["diff_ci_low"],
                ci_high=100 * c["diff_ci_high"], p=c["p"])
-    v, reason = verdict(row["ci_low"], row["ci_high"], row["n_pairs"], part.claimed)
+    v, reason = verdict(row["ci_low"], row["ci_high"], row["n_pairs"], part.claimed, confidence)
     return {**row, "verdict": v, "reason": reason}
 
 
@@ -563,7 +576,8 @@ def claim_parts(runs: pd.DataFrame, params: Mapping, catalogue: Sequence[Mapping
 def claims_table(runs: pd.DataFrame, params: Mapping, catalogue: Sequence[Mapping | tuple] | None = None,
                  metric: str = "test_accuracy") -> pd.DataFrame:
     """One row per claim part (:data:`COLUMNS`): the claim, what is compared (A, B and their configurations),
-    the paired difference A − B in points with its 95% interval and p, the verdict and its reason.
+    the paired difference A − B in points with its interval (family-wise 95% per claim: 1 − 0.05/m for each of
+    a claim's m tested parts) and p, the verdict and its reason.
 
     Args:
         runs: ``results/runs.csv`` (:func:`palbench.results.collect_runs`): ``seed``, settings, ``metric``.
@@ -573,7 +587,9 @@ def claims_table(runs: pd.DataFrame, params: Mapping, catalogue: Sequence[Mappin
             ``(name, before_pool)`` pairs; ``None``: claims (d) and (e) are not tested.
         metric: the per-run accuracy compared, in [0, 1].
     """
-    rows = [evaluate(p) for p in claim_parts(runs, params, catalogue, metric)]
+    parts = claim_parts(runs, params, catalogue, metric)
+    tested = Counter(p.claim for p in parts if not (p.a.missing or p.b.missing))
+    rows = [evaluate(p, 1 - (1 - FAMILY_CONFIDENCE) / max(tested[p.claim], 1)) for p in parts]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -671,15 +687,16 @@ def _fmt(x: float, signed: bool = True) -> str:
 
 
 def format_parts(table: pd.DataFrame) -> pd.DataFrame:
-    """The parts as a readable table: claim, part, A, B, ``A − B`` and its 95% interval (points), p, paired
-    seeds, verdict, reason."""
+    """The parts as a readable table: claim, part, A, B, ``A − B`` and its interval (points; its level: 95% per
+    claim, Bonferroni over the claim's parts), p, paired seeds, verdict, reason."""
     out = pd.DataFrame({
         "claim": table["claim"], "part": table["part"], "A": table["a"], "B": table["b"],
         "claimed": table["claimed"],
         "A − B": [_fmt(d) + ("" if u == "points" else f" ({u})") if not _missing(d) else "–"
                   for d, u in zip(table["diff"], table["unit"])],
-        "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if not _missing(lo) else "–"
-                   for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" if not _missing(lo) else "–"
+               for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "level": [f"{100 * c:.4g}%" for c in table["confidence"]],
         "p (paired t)": ["–" if _missing(p) else "< 0.001" if p < 0.001 else f"{p:.3f}" for p in table["p"]],
         "seeds": table["n_pairs"].astype(int), "verdict": table["verdict"], "reason": table["reason"],
     })  # fmt: skip

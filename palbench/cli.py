@@ -258,29 +258,56 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discard-state", action="store_true",
                    help="delete the resume checkpoint state.pt once the run has finished (keeps best.pt)")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                   help="train these seeds one after the other in this process, into OUT/s<seed> (the DVC grid: "
-                        "one stage per configuration); instead of --seed")
+                   help="train these seeds one after the other in this process, into OUT/s<seed>; instead of --seed")
+    p.add_argument("--group", metavar="NAME",
+                   help="train every configuration of group NAME of the params file's `runs` with each of its "
+                        "`seeds`, one after the other in this process, into OUT/<config>/s<seed> (the DVC grid: "
+                        "one stage per group); the params file's `train` settings, then the flags, then each "
+                        "configuration's overrides")
+    p.add_argument("--params", default="params.yaml", help="with --group: the params file (default: params.yaml)")
     hints = _train_flags(p)
 
     def run(args: argparse.Namespace) -> int:
         from palbench.config import seed_folder
         from palbench.data.canonical import read_dataset
 
-        values = _train_values(args, hints, "train")
-        if args.seeds is not None and args.seed is not None:
-            raise ConfigError("train: pass --seed (one run in OUT) or --seeds (one run per seed in OUT/s<seed>), not both")
-        if args.seeds is None:
-            _train_one(args, TrainConfig.from_dict(values, where=args.config or "command line"), Path(args.out))
-            return 0
-        if len(set(args.seeds)) != len(args.seeds):
-            raise ConfigError(f"train: --seeds {args.seeds} repeats a seed")
-        cfgs = [TrainConfig.from_dict({**values, "seed": s}, where=args.config or "command line") for s in args.seeds]
-        data = read_dataset(cfgs[0].data)  # read (and its images decoded) once for all the seeds
-        for cfg in cfgs:
-            _train_one(args, cfg, Path(args.out) / seed_folder(cfg.seed), data)
+        if args.group is not None:
+            runs = _group_runs(args, hints)
+        else:
+            values = _train_values(args, hints, "train")
+            if args.seeds is not None and args.seed is not None:
+                raise ConfigError("train: pass --seed (one run in OUT) or --seeds (one run per seed in OUT/s<seed>), "
+                                  "not both")
+            if args.seeds is None:
+                _train_one(args, TrainConfig.from_dict(values, where=args.config or "command line"), Path(args.out))
+                return 0
+            if len(set(args.seeds)) != len(args.seeds):
+                raise ConfigError(f"train: --seeds {args.seeds} repeats a seed")
+            runs = [(TrainConfig.from_dict({**values, "seed": s}, where=args.config or "command line"),
+                     Path(args.out) / seed_folder(s)) for s in args.seeds]
+        data = read_dataset(runs[0][0].data)  # read (and its images decoded) once for all the runs
+        for cfg, out in runs:
+            _train_one(args, cfg, out, data)
         return 0
 
     p.set_defaults(func=run)
+
+
+def _group_runs(args: argparse.Namespace, hints: dict) -> list:
+    """``[(TrainConfig, run folder)]`` of ``train --group``: each configuration of the group × each seed."""
+    from palbench.config import TrainConfig, read_params, run_name
+
+    if args.seed is not None or args.seeds is not None:
+        raise ConfigError("train: --group trains the params file's seeds; drop --seed/--seeds")
+    params = read_params(args.params)
+    if args.group not in params["runs"]:
+        raise ConfigError(f"{args.params}: runs has no group {args.group!r}; expected one of "
+                          f"{', '.join(params['runs'])}")
+    values = {**params["train"], **_train_values(args, hints, "train")}
+    where = f"{args.params}: runs.{args.group}"
+    return [(TrainConfig.from_dict({**values, **overrides, "seed": seed}, where=f"{where}.{config}"),
+             Path(args.out) / Path(run_name(config, seed)))
+            for config, overrides in params["runs"][args.group].items() for seed in params["seeds"]]
 
 
 def _train_one(args: argparse.Namespace, cfg, out: Path, data=None) -> None:
@@ -296,8 +323,9 @@ def _train_one(args: argparse.Namespace, cfg, out: Path, data=None) -> None:
         (out / "state.pt").unlink(missing_ok=True)
     if args.evaluate:
         # In the same process: the DVC grid runs dozens of runs, and a second interpreter start (importing
-        # torch and torchvision) would cost ~5 s per run on 2 cores.
-        _evaluate(str(out), str(out / args.evaluate), args.evaluate, None, args.evaluate_landmarks)
+        # torch and torchvision) would cost ~5 s per run on 2 cores. With --seeds, the dataset read for
+        # training (its images already decoded) is the one evaluated.
+        _evaluate(str(out), str(out / args.evaluate), args.evaluate, data, args.evaluate_landmarks)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -319,7 +347,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _evaluate(run: str, out: str, split: str, data: str | None, landmarks: str | None, batch_size: int = 64,
+def _evaluate(run: str, out: str, split: str, data, landmarks: str | None, batch_size: int = 64,
               workers: int = 0, device: str | None = None) -> None:
     from palbench.evaluate import evaluate_run
 
@@ -409,7 +437,7 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
         else:
             proto = pr.load_protocol(args.name)
         path = pr.write_params(proto, args.params, source=args.name or "--refresh")
-        configs = len(pr.expand_runs(proto))
+        configs = sum(len(group) for group in pr.expand_runs(proto).values())
         print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
               f"{len(proto['seeds'])} seeds = {configs * len(proto['seeds'])} runs -> {path}")
         return 0

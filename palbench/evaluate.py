@@ -149,7 +149,7 @@ def evaluate_run(
     run: str | Path,
     out: str | Path,
     split: str = "test",
-    data: str | Path | None = None,
+    data: str | Path | CanonicalDataset | None = None,
     landmarks: str | Path | None = None,
     batch_size: int = 64,
     workers: int = 0,
@@ -162,7 +162,8 @@ def evaluate_run(
         run: run folder (``best.pt`` inside) or a ``best.pt`` path.
         out: output folder (created; files replaced atomically, only after everything succeeded).
         split: ``train`` | ``val`` | ``test``.
-        data: canonical dataset folder; default: the one the run was trained on.
+        data: canonical dataset folder, or the dataset already read (its decoded images are reused: the
+            grid evaluates each seed in the process that trained it); default: the one the run was trained on.
         landmarks: the landmark set for the alignment: a ``.npy [N, 68, 2]``, or a priors folder (its
             ``landmark_noise`` 0 set); default: the dataset's ``landmarks.npy``.
         batch_size, workers, device: inference settings (device default: CUDA when available).
@@ -175,10 +176,13 @@ def evaluate_run(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg = load_run(run)
     model = model.to(device)
-    root = Path(data if data is not None else cfg.data)
-    if data is None and not root.is_dir():
-        raise DataError(f"{root}: the run's dataset folder not found; pass --data DIR")
-    dataset = read_dataset(root)
+    if isinstance(data, CanonicalDataset):
+        dataset, root = data, data.root
+    else:
+        root = Path(data if data is not None else cfg.data)
+        if data is None and not root.is_dir():
+            raise DataError(f"{root}: the run's dataset folder not found; pass --data DIR")
+        dataset = read_dataset(root)
     lm_path = landmark_set_path(landmarks)
     lm = load_landmark_set(dataset, lm_path)
     boxes = _decoy_boxes(dataset)

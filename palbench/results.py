@@ -139,10 +139,10 @@ def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame
     and must be those of the configuration and seed the grid trained it for. A missing or unreadable run,
     or one whose recorded settings differ (trained for other studies: stale), is an error naming it.
     """
-    from palbench.config import grid, run_name, run_names
+    from palbench.config import grid, run_configs, run_name, run_names
 
     configs = {row["config"]: row["settings"] for row in grid(params)}
-    planned = {run_name(c, s): (c, s) for c in configs for s in params["seeds"]}
+    planned = {run_name(c, s, g): (c, s) for c, g in run_configs(params).items() for s in params["seeds"]}
     rows = []
     for name in run_names(params):
         path = Path(runs_dir) / name

@@ -285,3 +285,21 @@ def test_claims_module_imports_no_torch():
     modules = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
     assert res.returncode == 0 and "palbench.claims" in modules and "pandas" in modules
     assert "torch" not in modules and "matplotlib" not in modules
+
+
+def test_multi_part_claim_is_decided_at_family_wise_95():
+    """A claim's m parts each get a 1 − 0.05/m interval (Bonferroni): a difference that a lone 95% interval
+    would decide is undecided as one of claim (c)'s two parts, whose 97.5% intervals are wider."""
+    params = protocol({"ablation": ABLATION})
+    diffs = {0: 0.010, 1: 0.020, 2: 0.016}  # mean 1.53 points; 95% t-interval ≈ [+0.29, +2.78], 97.5% contains 0
+    runs = runs_table(params, lambda s: 0.5, spread=0.0)
+    better = (runs["strategy"] == "mean") & (runs["pal_weight"] > 0)
+    runs.loc[better, "test_accuracy"] += runs.loc[better, "seed"].map(diffs)
+    cpart = parts_of(c.claims_table(runs, params), "c")
+    assert len(cpart) == 2 and np.allclose(cpart["confidence"], 0.975)
+    lone = c.paired_comparison({s: 0.5 + d for s, d in diffs.items()}, {s: 0.5 for s in diffs})
+    assert lone["diff_ci_low"] > 0  # one part alone at 95% would be supported ...
+    assert (cpart["ci_low"] < 0).all() and (cpart["verdict"] == c.UNDECIDED).all()  # ... as 1 of 2, it is not
+    assert cpart["reason"].iloc[0] == "the 97.5% interval contains 0"
+    a = parts_of(c.claims_table(runs, params), "a")
+    assert np.allclose(a["confidence"], 0.95)  # a one-part claim keeps its 95%

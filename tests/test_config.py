@@ -79,7 +79,9 @@ def test_vocabulary():
     assert config_name({**defaults, "landmark_noise": 4, "c1": 0.25}, defaults) == "pal-c1_0p25-landmark_noise_4"
     assert config_name({**defaults, "pal_weight": 0.3}, defaults) == "pal-pal_weight_0p3"
     assert parse_run_name(run_name("pal-c1_0p25", 12)) == ("pal-c1_0p25", 12)
-    with pytest.raises(ConfigError, match="expected <configuration>/s<seed>"):
+    assert run_name("pal-c1_0p25", 12, "channels") == "channels/pal-c1_0p25/s12"
+    assert parse_run_name("channels/pal-c1_0p25/s12") == ("pal-c1_0p25", 12)
+    with pytest.raises(ConfigError, match=r"expected \[<group>/\]<configuration>/s<seed>"):
         parse_run_name("pal-c1_0p25")
     assert noise_file(2) == "landmarks_noise2.npy" and noise_file(2.5) == "landmarks_noise2.5.npy"
 

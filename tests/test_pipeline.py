@@ -39,7 +39,8 @@ def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
     for name in pr.run_names(params):
         assert (root / "runs" / name / "test" / "predictions.csv").is_file()
         assert (root / "runs" / name / "best.pt").is_file() and not (root / "runs" / name / "state.pt").exists()
-    assert out.count("Running stage 'train@") == len(params["runs"])  # one stage per configuration
+    assert out.count("Running stage 'train@") == len(params["runs"])  # one stage per group of configurations
+    assert {f"train@{group}" for group in params["runs"]} <= set(re.findall(r"Running stage '(train@[^']+)'", out))
     # the pretraining stage ran first, and every run started from its weights
     info = json.loads((root / "pretrain" / "smoke-faces" / "pretrain.json").read_text())
     assert info["pretext"] == "label" and info["head"] and (root / "pretrain" / "smoke-faces" / "weights.pt").is_file()
@@ -182,6 +183,6 @@ def test_dry_run_resolves_every_protocol(tmp_path, protocol):
         if argv[1] == "train":
             trains += 1
             assert args.data == f"data/{name}" and args.evaluate == params["evaluate"]["split"]
-            assert args.weights == params["train"].get("weights")
+            assert args.group in params["runs"] and args.params == "params.yaml"  # train settings read there
     assert trains == len(params["runs"])
     assert any(c.startswith("palbench aggregate") for c in commands)

@@ -23,8 +23,9 @@ def test_every_protocol_is_listed_and_valid():
     for name in PROTOCOLS:
         proto = pr.load_protocol(name)
         runs = pr.expand_runs(proto)
-        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", r) and v["seeds"] == proto["seeds"] for r, v in runs.items()), runs
-        assert all(re.fullmatch(r"[A-Za-z0-9_-]+/s\d+", r) for r in pr.run_names({**proto, "runs": runs}))
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", g) and g in {"baseline", *proto["studies"]} for g in runs), runs
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", c) for group in runs.values() for c in group), runs
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/s\d+", r) for r in pr.run_names({**proto, "runs": runs}))
         assert "comparison" in proto["studies"]  # Table III in every protocol
 
 
@@ -39,7 +40,7 @@ def test_shared_configurations_are_trained_once_with_every_seed():
     rows = pr.grid(proto)
     configs = {r["config"] for r in rows}
     runs = pr.expand_runs(proto)
-    assert len(runs) == len(configs) and len(proto["seeds"]) >= 3
+    assert len(pr.run_configs({"runs": runs})) == len(configs) and len(proto["seeds"]) >= 3
     assert len(pr.run_names({**proto, "runs": runs})) == len(configs) * len(proto["seeds"])
     # the baseline is in every study; Grad / Mean-of-half at conv10 is in Fig. 3 and Table I;
     # Grad×Input / Mean-of-half (the default) in Tables I, II, Fig. 4 and Table III
@@ -49,9 +50,12 @@ def test_shared_configurations_are_trained_once_with_every_seed():
     assert studies_of["pal"] == {"ablation", "channels", "noise", "comparison"}
     assert studies_of["pal-c1_1"] == {"ablation", "channels"}
     # the baseline's PAL settings are the defaults (they change nothing), whatever the study set
-    assert runs["base"] == {"pal_weight": 0, "seeds": proto["seeds"]}
+    assert runs["baseline"] == {"base": {"pal_weight": 0}}
     # landmark_noise is a setting like any other (no landmark file name in the runs)
-    assert runs["pal-landmark_noise_4"] == {"landmark_noise": 4, "seeds": proto["seeds"]}
+    assert runs["noise"]["pal-landmark_noise_4"] == {"landmark_noise": 4}
+    # one DVC stage per group: the baselines, then each study's configurations not in an earlier group
+    assert list(runs) == ["baseline", "layers", "ablation", "channels", "noise"]  # comparison: nothing new
+    assert "pal-grad" in runs["layers"] and "pal" in runs["ablation"] and "pal-c1_1" in runs["ablation"]
     # the whole grid of the paper: Fig. 3's 13 layers, Table I's 5 rows, Table II's 4 C1, Fig. 4's σ 0-5
     sizes = {s: sum(r["study"] == s and not r["baseline"] for r in rows) for s in proto["studies"]}
     assert sizes == {"layers": 13, "ablation": 5, "channels": 4, "noise": 6, "comparison": 1}
@@ -153,14 +157,14 @@ def test_protocol_cli_writes_and_refreshes_params(tmp_path, capsys):
     assert main(["protocol", "smoke", "--params", str(p)]) == 0
     assert "8 configurations x 1 seeds = 8 runs" in capsys.readouterr().out
     params = pr.read_params(p)
-    assert params["protocol"] == "smoke" and len(params["runs"]) == 8
+    assert params["protocol"] == "smoke" and len(pr.run_configs(params)) == 8
     # a study edited in params.yaml: runs are stale until --refresh
     params["studies"]["channels"]["vary"]["c1"] = [0.25, 0.5, 0.75]
     p.write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="runs do not match studies .*palbench protocol --refresh"):
         pr.read_params(p)
     assert main(["protocol", "--refresh", "--params", str(p)]) == 0
-    assert "pal-c1_0p75" in pr.read_params(p)["runs"]
+    assert "pal-c1_0p75" in pr.read_params(p)["runs"]["channels"]
     assert main(["protocol", "--list"]) == 0 and "rafdb-vgg16" in capsys.readouterr().out
 
 
@@ -173,7 +177,7 @@ def _fake_runs(root, params, acc):
         config, seed = parse_run_name(name)
         run = root / "runs" / name
         (run / "test").mkdir(parents=True)
-        settings = {k: v for k, v in params["runs"][config].items() if k != "seeds"}
+        settings = params["runs"][pr.run_configs(params)[config]][config]
         cfg = pr.TrainConfig.from_dict({**params["train"], **settings, "seed": seed, "data": "data/smoke"})
         (run / "config.json").write_text(json.dumps(cfg.to_dict()))
         (run / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.5, "seconds": 3.0}))
@@ -224,7 +228,7 @@ def test_aggregate_reads_settings_from_config_json_not_the_folder_name(tmp_path,
     p = pr.write_params(proto, tmp_path / "params.yaml")
     params = pr.read_params(p)
     _fake_runs(tmp_path, params, lambda config, seed: 0.5)
-    config = tmp_path / "runs" / "pal-landmark_noise_4" / "s0" / "config.json"
+    config = tmp_path / "runs" / "noise" / "pal-landmark_noise_4" / "s0" / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "landmark_noise": 0}))  # folder says 4
     assert main(["aggregate", "--params", str(p), "--runs", str(tmp_path / "runs"), "--out",
                  str(tmp_path / "results"), "--metrics", str(tmp_path / "m.json")]) == 2
@@ -238,11 +242,11 @@ def test_aggregate_names_a_missing_run_and_writes_nothing(tmp_path, capsys):
     p = pr.write_params(pr.load_protocol("smoke"), tmp_path / "params.yaml")
     params = pr.read_params(p)
     _fake_runs(tmp_path, params, lambda c, s: 0.5)
-    (tmp_path / "runs" / "pal" / "s0" / "test" / "metrics.json").unlink()
+    (tmp_path / "runs" / "ablation" / "pal" / "s0" / "test" / "metrics.json").unlink()
     code = main(["aggregate", "--params", str(p), "--runs", str(tmp_path / "runs"),
                  "--out", str(tmp_path / "results"), "--metrics", str(tmp_path / "m.json")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "pal/s0/test/metrics.json: not found" in err
+    assert code == 2 and err.count("\n") == 1 and "ablation/pal/s0/test/metrics.json: not found" in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "m.json").exists()
     with pytest.raises(DataError):
         aggregate(p, tmp_path / "nowhere", tmp_path / "results", tmp_path / "m.json")

@@ -35,6 +35,7 @@ from palbench.config.protocol import (
     grid,
     load_protocol,
     read_params,
+    run_configs,
     run_names,
     study_configs,
     validate_protocol,
@@ -46,7 +47,8 @@ __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file",
-    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_name", "run_names",
+    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
+    "run_names",
     "seed_folder", "study_configs",
     "validate_protocol", "write_params",
 ]  # fmt: skip

@@ -73,7 +73,7 @@ NAME_ORDER = ("arch", "width", "weights", "size", "layer", "method", "strategy",
               "landmark_noise")
 #: Values written bare in configuration names; other keys are written ``key_value``.
 BARE_KEYS = ("arch", "layer", "method", "strategy")
-_SEED = re.compile(r"(?P<config>[A-Za-z0-9_-]+)/s(?P<seed>[0-9]+)")
+_SEED = re.compile(r"(?:(?P<group>[A-Za-z0-9_-]+)/)?(?P<config>[A-Za-z0-9_-]+)/s(?P<seed>[0-9]+)")
 
 
 def _text(value: Any) -> str:
@@ -107,17 +107,19 @@ def seed_folder(seed: int) -> str:
     return f"s{int(seed)}"
 
 
-def run_name(config: str, seed: int) -> str:
-    """The run of configuration ``config`` with ``seed``: ``<config>/s<seed>`` (a folder under ``runs/``; the
-    configuration's folder ``runs/<config>`` holds its seeds, trained by one ``palbench train --seeds``)."""
-    return f"{config}/{seed_folder(seed)}"
+def run_name(config: str, seed: int, group: str | None = None) -> str:
+    """The run of configuration ``config`` with ``seed``: ``<config>/s<seed>``, or ``<group>/<config>/s<seed>``
+    in the grid (a folder under ``runs/``: one DVC stage trains a group's configurations, ``runs/<group>``,
+    each configuration's seeds in ``runs/<group>/<config>``)."""
+    return f"{group + '/' if group else ''}{config}/{seed_folder(seed)}"
 
 
 def parse_run_name(name: str) -> tuple[str, int]:
     """``(config, seed)`` of a run name written by :func:`run_name`; ``ConfigError`` for any other string."""
     m = _SEED.fullmatch(name)
     if not m:
-        raise ConfigError(f"run name {name!r}: expected <configuration>/s<seed>, e.g. pal-conv4-grad/s0")
+        raise ConfigError(f"run name {name!r}: expected [<group>/]<configuration>/s<seed>, e.g. "
+                          "layers/pal-conv4-grad/s0")
     return m["config"], int(m["seed"])
 
 

@@ -256,13 +256,22 @@ def grid(proto: Mapping) -> list[dict]:
     return rows
 
 
-def expand_runs(proto: Mapping) -> dict[str, dict]:
-    """``{configuration name: train overrides}`` for every distinct configuration, each with the protocol's
-    ``seeds``: one DVC stage trains a configuration's seeds in one process (into ``runs/<config>/s<seed>``,
-    :func:`~palbench.config.run_name`). Overrides hold only what differs from ``train`` (``landmark_noise``
+#: The group of the baseline configurations (``pal_weight`` 0), which every study compares against.
+BASELINE_GROUP = "baseline"
+
+
+def expand_runs(proto: Mapping) -> dict[str, dict[str, dict]]:
+    """``{group: {configuration name: train overrides}}``: every distinct configuration once, in the group of
+    the first study that uses it, the baselines in :data:`BASELINE_GROUP`.
+
+    One DVC stage per group trains its configurations × the protocol's ``seeds`` in one process (into
+    ``runs/<group>/<config>/s<seed>``, :func:`~palbench.config.run_name`): an interpreter start with torch and
+    the decoding of the images cost ~7 s per process on 2 cores, which one stage per configuration paid
+    25 times in the built-in benchmark. A study edited reruns its own group (and a group it adds
+    configurations to), not the others. Overrides hold only what differs from ``train`` (``landmark_noise``
     included), so ``dvc exp run -S train.epochs=…`` still reaches every run."""
     defaults = _defaults(proto)
-    runs: dict[str, dict] = {}
+    runs: dict[str, dict[str, dict]] = {}
     seen: dict[str, dict] = {}
     for row in grid(proto):
         conf, name = row["settings"], row["config"]
@@ -271,14 +280,20 @@ def expand_runs(proto: Mapping) -> dict[str, dict]:
                 raise ConfigError(f"configurations {seen[name]} and {conf} have the same name {name!r}")
             continue
         seen[name] = conf
-        overrides = {k: v for k, v in conf.items() if v != defaults.get(k)}
-        runs[name] = {**overrides, "seeds": list(proto["seeds"])}
-    return runs
+        group = BASELINE_GROUP if row["baseline"] else row["study"]
+        runs.setdefault(group, {})[name] = {k: v for k, v in conf.items() if v != defaults.get(k)}
+    return dict(sorted(runs.items(), key=lambda kv: kv[0] != BASELINE_GROUP))  # the baselines first
+
+
+def run_configs(params: Mapping) -> dict[str, str]:
+    """``{configuration name: its group}`` of ``params["runs"]``, in order."""
+    return {config: group for group, confs in params["runs"].items() for config in confs}
 
 
 def run_names(params: Mapping) -> list[str]:
-    """Every run of the grid (``<config>/s<seed>``), configurations in ``runs`` order, then seeds."""
-    return [run_name(config, seed) for config in params["runs"] for seed in params["seeds"]]
+    """Every run of the grid (``<group>/<config>/s<seed>``), configurations in ``runs`` order, then seeds."""
+    return [run_name(config, seed, group) for config, group in run_configs(params).items()
+            for seed in params["seeds"]]
 
 
 def params_from_protocol(proto: Mapping) -> dict:
@@ -323,7 +338,7 @@ def check_params(params: Any, where: str) -> None:
     validate_protocol(params, where)
     expected = expand_runs(params)
     if params.get("runs") != expected:
-        stale = sorted(set(params.get("runs") or {}) ^ set(expected)) or sorted(
-            k for k in expected if params["runs"].get(k) != expected[k])
+        have = params.get("runs") if isinstance(params.get("runs"), dict) else {}
+        stale = sorted(set(have) ^ set(expected)) or sorted(k for k in expected if have.get(k) != expected[k])
         raise ConfigError(f"{where}: runs do not match studies (e.g. {', '.join(stale[:3])}); "
                           f"regenerate them with `palbench protocol --refresh`")

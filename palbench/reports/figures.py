@@ -242,7 +242,8 @@ VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "undecid
 
 def plot_claims(parts: pd.DataFrame, title: str) -> Figure:
     """The paper's claims as a forest plot: per claim part (rows, grouped by claim, labelled with the sign the
-    paper claims), the paired difference A − B in points with its 95% interval (none with one seed), coloured
+    paper claims), the paired difference A − B in points with its interval (family-wise 95% per claim, the
+    ``confidence`` column; none with one seed), coloured
     by verdict, and the zero line; the slope against σ (points per pixel of σ) is drawn as a square.
 
     Args:
@@ -274,7 +275,8 @@ def plot_claims(parts: pd.DataFrame, title: str) -> Figure:
     ax.set_xlabel("A − B, accuracy points (squares: the slope against σ, points per pixel of σ); "
                   "the paper claims the sign on the left")
     n_pairs = int(parts["n_pairs"].max()) if n else 0
-    note = (f"paired over up to {n_pairs} seeds: mean difference and 95% t-interval" if n_pairs > 1 else
+    note = (f"paired over up to {n_pairs} seeds: mean difference and t-interval, 95% per claim (Bonferroni over "
+            "its parts)" if n_pairs > 1 else
             f"{n_pairs} paired seed{'s' if n_pairs != 1 else ''}: no interval, nothing can be decided")
     ax.set_title(f"{title}\n{note}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
