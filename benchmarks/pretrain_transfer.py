@@ -54,13 +54,14 @@ def main() -> None:
     ap.add_argument("--name", default="pretraining_transfer")
     args = ap.parse_args()
     data = read_dataset(args.data)
-    rows = []
+    rows, zero = [], {}
     for folder in map(Path, args.pretrain):
         info = json.loads((folder / "pretrain.json").read_text())
         cfg, m = info["config"], info["metrics"]
+        key = (folder / "weights.pt").as_posix()
+        zero[key] = (zero_shot(folder, data, "val"), zero_shot(folder, data, "test"))
         rows.append([str(folder), cfg["seed"], cfg["lr"], cfg["epochs"], f"{100 * m['best_val_accuracy']:.1f}",
-                     m["best_epoch"], f"{m['seconds']:.0f}", f"{zero_shot(folder, data, 'val'):.1f}",
-                     f"{zero_shot(folder, data, 'test'):.1f}"])
+                     m["best_epoch"], f"{m['seconds']:.0f}", *(f"{a:.1f}" for a in zero[key])])
         print(*rows[-1], flush=True)
     body = [f"Expression set: `{args.data}` ({len(data)} images). Each row is one `palbench pretrain` run "
             "(label pretext, decoy-free faces of other synthetic people); its weights are evaluated on the "
@@ -70,9 +71,14 @@ def main() -> None:
     if args.grid:
         runs = pd.read_csv(args.grid)
         base = runs[runs["pal_weight"] == 0]
-        body += ["", f"The grid's baseline after fine-tuning (`{args.grid}`, pal_weight 0): val "
-                 f"{100 * base['val_accuracy'].mean():.1f}%, test {100 * base['test_accuracy'].mean():.1f} ± "
-                 f"{100 * base['test_accuracy'].std():.1f}% over {len(base)} seeds."]
+        val, test = 100 * base["val_accuracy"], 100 * base["test_accuracy"]
+        body += ["", f"The grid's baseline after fine-tuning (`{args.grid}`, pal_weight 0): val {val.mean():.1f}%, "
+                 f"test {test.mean():.1f} ± {test.std():.1f}% over {len(base)} seeds."]
+        start = Path(str(base["weights"].iloc[0])).as_posix()
+        if start in zero:
+            body += [f"It starts from `{start}`, which scores {zero[start][0]:.1f}% (val) and {zero[start][1]:.1f}% "
+                     f"(test) untouched: fine-tuning changes val accuracy by {val.mean() - zero[start][0]:+.1f} and "
+                     f"test accuracy by {test.mean() - zero[start][1]:+.1f} points."]
     publish(args.name, "Pretraining and what it transfers, before fine-tuning", "\n".join(body), HERE)
 
 

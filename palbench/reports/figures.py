@@ -275,8 +275,8 @@ def plot_claims(parts: pd.DataFrame, title: str) -> Figure:
     ax.set_xlabel("A − B, accuracy points (squares: the slope against σ, points per pixel of σ); "
                   "the paper claims the sign on the left")
     n_pairs = int(parts["n_pairs"].max()) if n else 0
-    note = (f"paired over up to {n_pairs} seeds: mean difference and t-interval, 95% per claim (Bonferroni over "
-            "its parts)" if n_pairs > 1 else
+    note = (f"up to {n_pairs} paired seeds: mean difference, t-interval at 95% per claim (Bonferroni)"
+            if n_pairs > 1 else
             f"{n_pairs} paired seed{'s' if n_pairs != 1 else ''}: no interval, nothing can be decided")
     ax.set_title(f"{title}\n{note}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
