@@ -5,8 +5,8 @@
 RUN_A and RUN_B are project folders after `dvc repro` (their ``reports/tables/claims.csv`` and
 ``claims_summary.csv``), e.g. two clean clones with different ``seeds``. Writes
 ``benchmarks/calibration/<name>.md``: per claim, each run's verdict and whether they agree, and per part the
-two differences with their 95% intervals. A verdict one run decides and the other does not is
-*seed-sensitive*.
+two differences with their intervals (95% per claim: 1 − 0.05/m for each of a claim's m parts). A verdict one
+run decides and the other does not is *seed-sensitive*.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def main() -> None:
             f"Claims decided by {a}: {', '.join(decided) or 'none'}; seed-sensitive (decided by one run, not the "
             f"same in the other): {', '.join(sensitive) or 'none'}.\n\n"
             + markdown_table(["claim", "statement", a, b, "same"], rows)
-            + "\n\nParts (difference in points, 95% interval, verdict):\n\n"
+            + "\n\nParts (difference in points, interval at 95% per claim — Bonferroni over the claim's parts —, "
+              "verdict):\n\n"
             + markdown_table(["claim", "part", a, b], detail))
     publish(args.name, "The claims' verdicts of two runs", text, folder=HERE)
 
