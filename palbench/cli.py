@@ -96,10 +96,12 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--images-root", help="folder relative paths start from (default: the CSV's folder)")
     f.add_argument("--path-col", default="path", help="image path column (default: path)")
     f.add_argument("--label-col", default="label", help="label column: class name/synonym or index 0-6")
-    f.add_argument("--subject-col", help="subject id column; splits are then subject-disjoint")
-    f.add_argument("--split-col", help="split column (train/val/test); without it splits are drawn")
+    f.add_argument("--subject-col", help="subject id column, for subject-disjoint splits (default: the column "
+                                         "'subject' when the CSV has one)")
+    f.add_argument("--split-col", help="split column, train/val/test (default: the column 'split' when the CSV has "
+                                       "one); without one, splits are drawn")
     f.add_argument("--classes", help="source labels in code order: NAME or NAME=CLASS ('-' drops)")
-    f.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test shares without --split-col")
+    f.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test shares without a split column")
     for q in (r, a, f):
         q.add_argument("out", help="output dataset folder (replaced only when the import succeeds)")
         q.add_argument("--val-fraction", type=float, default=0.1, help="val share of train (test's label mix)")

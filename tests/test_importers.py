@@ -316,6 +316,31 @@ def test_folder_synonyms_subjects_and_seed(tmp_path, capsys):
     assert a == b and a != c
 
 
+def test_folder_subject_and_split_columns_are_used_by_name(tmp_path, capsys):
+    """A column named `subject` needs no option: the splits are subject-disjoint (issue: a README-style CSV
+    `path,label,subject` silently mixed people across train and test). Without one, a warning and meta.json
+    say the splits are per image."""
+    csv = make_folder(tmp_path / "src")
+    df = pd.read_csv(csv).rename(columns={"file": "path", "emotion": "label", "person": "subject"})
+    df.to_csv(csv, index=False)
+    assert main(["import", "folder", str(csv), str(tmp_path / "a"), "--images-root", str(tmp_path / "src/imgs")]) == 0
+    assert "no subject column" not in capsys.readouterr().err
+    ds = read_dataset(tmp_path / "a")
+    assert ds.samples.groupby("subject").split.nunique().max() == 1 and "subject-disjoint" in ds.meta["subjects"]
+    df.drop(columns="subject").to_csv(csv, index=False)
+    assert main(["import", "folder", str(csv), str(tmp_path / "b"), "--images-root", str(tmp_path / "src/imgs")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no subject column: splits are drawn per image" in err
+    assert read_dataset(tmp_path / "b").meta["subjects"] is None
+    df.assign(split=["test" if i % 5 == 0 else "train" for i in range(len(df))]).to_csv(csv, index=False)
+    assert main(["import", "folder", str(csv), str(tmp_path / "c"), "--images-root", str(tmp_path / "src/imgs")]) == 0
+    meta = read_dataset(tmp_path / "c").meta
+    assert meta["counts"]["test"] and sum(meta["counts"]["test"].values()) == 12  # the CSV's split column
+    assert main(["import", "folder", str(csv), str(tmp_path / "d"), "--images-root", str(tmp_path / "src/imgs"),
+                 "--subject-col", "person"]) == 2
+    assert "no column 'person' (--subject-col)" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
 def test_folder_classes_codes_merge_and_drop(tmp_path, capsys):
     # FER2013-style integer codes, plus a calm class merged into neutral and contempt dropped
     codes = ["0", "1", "2", "3", "4", "5", "6", "7", "8"]

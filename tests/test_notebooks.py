@@ -243,6 +243,33 @@ def three_seed_table(by: str, values: list, rng_seed: int = 0) -> tuple[pd.DataF
     return table, {c: dict(zip(g["seed"], g["test_accuracy"])) for c, g in runs.groupby("config")}
 
 
+def test_configurations_at_chance_are_flagged_and_their_alignment_not_read():
+    """Accuracies ~0.20-0.29 over 3 seeds: with 7 classes (chance 14.3%) every row is above chance; with a
+    largest class holding 25% of the split, the rows whose CI reaches 25% are flagged at chance."""
+    table, _ = three_seed_table("layer", ["conv4", "conv10", "conv13"])
+    table["test_alignment_constrained_mean"] = 0.9
+    seven = {"chance": 1 / 7, "majority": 1 / 7, "majority_class": "anger", "n": 700, "level": 1 / 7}
+    assert not r.at_chance(table, seven).any() and not r.at_chance(table, None).any()
+    cols = r.stats_columns(table, seven)
+    assert (cols["vs chance"] == "above").all() and (cols["alignment r (constrained)"] == "0.90").all()
+    skewed = {**seven, "majority": 0.25, "level": 0.25}
+    flagged = r.at_chance(table, skewed)
+    assert flagged.tolist() == (table["ci_low"] <= 0.25).tolist() and flagged.any() and not flagged.all()
+    cols = r.stats_columns(table, skewed)
+    assert cols["vs chance"].tolist() == ["at chance" if f else "above" for f in flagged]
+    assert cols["alignment r (constrained)"][flagged].str.endswith("(not interpretable: at chance)").all()
+    one = table.assign(ci_low=np.nan, ci_high=np.nan, mean=[0.145, 0.16, 0.20, 0.5])  # one seed: 2 binomial SE
+    assert r.at_chance(one, seven).tolist() == [True, True, False, False]
+
+
+def test_report_headers_state_chance_level(project):
+    text = r.header_markdown(project, "comparison")
+    levels = r.chance_levels(project)
+    assert levels["chance"] == pytest.approx(1 / 7) and 0 < levels["majority"] <= 1
+    assert f"chance level on the {project.split} split: 14.3% (1/7 classes)" in text
+    assert f"scores {100 * levels['majority']:.1f}%" in text and "*at chance*" in text
+
+
 def test_comparison_text_and_formats():
     table, _ = three_seed_table("layer", ["conv4"])
     row = table.iloc[1]
@@ -271,6 +298,22 @@ def test_select_images_takes_classes_in_turn():
 def test_row_normalise_leaves_absent_classes_undefined():
     m = r.row_normalise(np.array([[2, 2], [0, 0]]))
     assert m[0].tolist() == [0.5, 0.5] and np.isnan(m[1]).all()
+
+
+def test_confusion_figure_shows_a_class_absent_from_the_test_split():
+    """A class with no test image (its row NaN in both models) is drawn as absent, not a NaN crash."""
+    base = r.row_normalise(np.array([[3, 1, 0], [0, 0, 0], [1, 0, 4]]))
+    pal = r.row_normalise(np.array([[4, 0, 0], [0, 0, 0], [0, 0, 5]]))
+    fig = r.plot_confusions(base, pal, ["fear", "anger", "neutral"], ("baseline", "PAL"))
+    for ax in fig.axes[:3]:
+        assert [t.get_text() for t in ax.get_yticklabels()][1] == "anger (absent)"
+        assert [t.get_text() for t in ax.texts][3:6] == ["–", "–", "–"]
+    assert [t.get_text() for t in fig.axes[2].texts][:3] == ["+25", "-25", "0"]
+    plt.close(fig)
+    table, _ = three_seed_table("pal_weight", [1.0])
+    counts = np.array([[3, 1, 0], [0, 0, 0], [1, 0, 4]])
+    text = r.confusion_headline(table, counts, counts, ["fear", "anger", "neutral"], 3)
+    assert text.endswith("anger has no image in the evaluated split (absent: no recall).") and "nan" not in text
 
 
 def test_paper_rows_are_the_papers():

@@ -152,6 +152,22 @@ def test_missing_section_and_unknown_protocol(tmp_path, capsys):
     assert not (tmp_path / "p.yaml").exists()
 
 
+def test_protocol_names_resolve_in_the_current_project_first(tmp_path, monkeypatch, capsys):
+    """A user's protocol in <project>/benchmarks/protocols is found by its name, and shadows none of
+    palbench's unless it has the same name (then the project's wins)."""
+    mine = tmp_path / "benchmarks" / "protocols"
+    mine.mkdir(parents=True)
+    proto = pr.load_protocol("smoke")
+    (mine / "my-photos.yaml").write_text(yaml.safe_dump({**proto, "protocol": "my-photos"}))
+    (mine / "smoke.yaml").write_text(yaml.safe_dump({**proto, "seeds": [4, 5]}))
+    monkeypatch.chdir(tmp_path)
+    assert {"my-photos", "smoke", "synthetic-cpu"} <= set(pr.available_protocols())
+    assert main(["protocol", "my-photos"]) == 0 and "my-photos" in capsys.readouterr().out
+    assert pr.read_params(tmp_path / "params.yaml")["protocol"] == "my-photos"
+    assert pr.load_protocol("smoke")["seeds"] == [4, 5] and pr.load_protocol("synthetic-cpu")["seeds"] == [0, 1, 2]
+    assert main(["protocol", "nope"]) == 2 and "my-photos" in capsys.readouterr().err
+
+
 def test_protocol_cli_writes_and_refreshes_params(tmp_path, capsys):
     p = tmp_path / "params.yaml"
     assert main(["protocol", "smoke", "--params", str(p)]) == 0

@@ -53,16 +53,26 @@ SECTIONS = ("protocol", "data", "landmarks", "priors", "train", "evaluate", "see
 REPORT_DEFAULTS: dict[str, Any] = {"landmark_noise": None, "n_images": 7}
 
 
+def protocol_dirs() -> list[Path]:
+    """Where bare protocol names are looked up, first match wins: the current project's
+    ``benchmarks/protocols`` (the folder a user runs ``palbench protocol`` in), then palbench's own."""
+    here = Path.cwd() / "benchmarks" / "protocols"
+    return [here] + ([PROTOCOLS_DIR] if here.resolve() != PROTOCOLS_DIR else [])
+
+
 def protocol_path(name: str | Path) -> Path:
-    """``benchmarks/protocols/<name>.yaml`` for a bare name, else the path itself."""
+    """For a bare name, ``<dir>/<name>.yaml`` in the first of :func:`protocol_dirs` that has it (the current
+    project's when none has it); else the path itself."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
         return p
-    return PROTOCOLS_DIR / f"{name}.yaml"
+    found = [d / f"{name}.yaml" for d in protocol_dirs() if (d / f"{name}.yaml").is_file()]
+    return found[0] if found else protocol_dirs()[0] / f"{name}.yaml"
 
 
 def available_protocols() -> list[str]:
-    return sorted(p.stem for p in PROTOCOLS_DIR.glob("*.yaml"))
+    """Every bare name :func:`protocol_path` resolves (the current project's and palbench's protocols)."""
+    return sorted({p.stem for d in protocol_dirs() for p in d.glob("*.yaml")})
 
 
 def load_protocol(name: str | Path) -> dict:

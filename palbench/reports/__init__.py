@@ -45,6 +45,7 @@ from palbench.reports.project import (
     NOTEBOOKS,
     Project,
     ReportError,
+    chance_levels,
     class_names,
     find_root,
     header_markdown,
@@ -59,6 +60,7 @@ from palbench.reports.project import (
     split_size,
 )
 from palbench.reports.tables import (
+    at_chance,
     best_and_worst,
     comparison_text,
     confusion_counts,
@@ -71,12 +73,14 @@ from palbench.reports.tables import (
     read_preview,
     read_study,
     row_normalise,
+    stats_columns,
     study_backbone,
     study_title,
     versus_clean,
 )
 
 __all__ = [
+    "at_chance", "chance_levels", "stats_columns",
     "attention_headline", "attribution_maps", "best_and_worst", "class_names", "comparison_headline",
     "comparison_pair", "comparison_table", "comparison_text", "confusion_counts", "confusion_headline",
     "confusion_titles", "dataset_column", "find_root", "header_markdown", "layer_positions", "noise_headline",

@@ -158,17 +158,21 @@ def plot_noisy_priors(preview: dict, landmark_noise: float, n_samples: int = 4) 
 
 
 def _matrix(ax, m: np.ndarray, classes: list[str], title: str, diverging: bool = False) -> None:
-    """One row-normalised confusion matrix with its values in % (``–`` for a class with no sample)."""
+    """One row-normalised confusion matrix with its values in % (``–`` and "absent" for a class with no
+    sample in the split: its row is NaN, :func:`palbench.reports.tables.row_normalise`)."""
     limit = float(np.nanmax(np.abs(m))) if diverging and np.isfinite(m).any() else 1.0
     limit = limit or 1.0
     ax.imshow(m, cmap="RdBu" if diverging else "Blues", vmin=-limit if diverging else 0, vmax=limit)
     for (i, j), v in np.ndenumerate(m):
-        signed = diverging and round(100 * v) != 0
-        text = "–" if not np.isfinite(v) else f"{100 * v:+.0f}" if signed else f"{100 * v:.0f}"
+        if not np.isfinite(v):
+            text = "–"
+        else:
+            text = f"{100 * v:+.0f}" if diverging and round(100 * v) != 0 else f"{100 * v:.0f}"
         dark = np.isfinite(v) and abs(v) > 0.6 * limit
         ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    absent = ~np.isfinite(m).any(axis=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_yticks(range(len(classes)), [f"{c} (absent)" if a else c for c, a in zip(classes, absent)], fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_title(title, fontsize=10)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from palbench.reports.project import Project, arch_name
-from palbench.reports.tables import comparison_text, config_settings, interval, mean_std, p_value, pct, row_normalise
+from palbench.reports.project import Project, arch_name, chance_levels
+from palbench.reports.tables import (at_chance, comparison_text, config_settings, interval, mean_std, p_value, pct,
+                                     row_normalise)
 
 #: Bonnard et al. (ICPR 2022), Table III: (method [reference number in the paper], RAF-DB %, AffectNet %).
 PAPER_TABLE_III: tuple[tuple[str, float | None, float | None], ...] = (
@@ -71,8 +72,10 @@ def comparison_table(project: Project, table: pd.DataFrame) -> pd.DataFrame:
                      "95% CI": "", "Δ vs baseline (points)": "", "p (paired t)": ""})
     n = len(project.seeds)
     source = f"measured here (protocol {project.protocol}, n = {n} seed{'s' if n != 1 else ''})"
-    for label, (_, r) in zip(measured_labels(project, table), table.iterrows()):
-        rows.append({"Method": label, "Source": source, **{c: (mean_std(r) if c == column else "") for c in columns},
+    chance = at_chance(table, chance_levels(project))
+    for label, (_, r), a in zip(measured_labels(project, table), table.iterrows(), chance):
+        rows.append({"Method": label, "Source": source + (", at chance" if a else ""),
+                     **{c: (mean_std(r) if c == column else "") for c in columns},
                      "95% CI": interval(r["ci_low"], r["ci_high"]),
                      "Δ vs baseline (points)": "" if r["baseline"] else
                      f"{pct(r['diff'], True)} {interval(r['diff_ci_low'], r['diff_ci_high'], True)}".strip(),
@@ -109,6 +112,10 @@ def confusion_headline(table: pd.DataFrame, base: np.ndarray, pal: np.ndarray, c
         changes += [f"largest loss {classes[lo]} {pct(recall[lo], True)} points"] if recall[lo] < 0 else []
         text += (f". Recall with PAL, {n} seed{'s' if n != 1 else ''} pooled: "
                  + (", ".join(changes) or "no class changes"))
+    absent = [c for c, k in zip(classes, np.asarray(base).sum(axis=1) + np.asarray(pal).sum(axis=1)) if k == 0]
+    if absent:
+        text += (f". {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} no image in the evaluated split "
+                 "(absent: no recall)")
     return text + "."
 
 

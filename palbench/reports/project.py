@@ -169,6 +169,20 @@ def split_size(project: Project) -> int | None:
     return int(sum(n.values())) if n else None
 
 
+def chance_levels(project: Project) -> dict | None:
+    """What guessing scores on the evaluated split (the dataset's meta.json counts): ``chance`` = 1/K over
+    the K classes, ``majority`` = the share of its largest class (``majority_class``), ``level`` = the larger
+    of the two, ``n`` images; ``None`` when the counts are unknown."""
+    meta = project.path("data", project.data_name, "meta.json")
+    counts = json.loads(meta.read_text()).get("counts", {}).get(project.split, {}) if meta.is_file() else {}
+    n = sum(counts.values())
+    if not n:
+        return None
+    top = max(counts, key=counts.get)
+    levels = {"chance": 1 / len(class_names(project)), "majority": counts[top] / n, "majority_class": top, "n": n}
+    return {**levels, "level": max(levels["chance"], levels["majority"])}
+
+
 def dataset_line(project: Project) -> str:
     """``synth (`palbench synth`, 700 test images)`` from params and the dataset's meta.json."""
     data = project.params["data"]
@@ -204,7 +218,18 @@ def header_markdown(project: Project, notebook: str) -> str:
         f"* default backbone {p['backbone']}; seeds {p['seeds']}: mean ± std, 95% t-interval over seeds, "
         "paired t-test against the baseline over the same seeds\n"
         f"* rendered {p['date']} from git revision `{p['revision']}`"
+        + _chance_bullet(project)
     )
+
+
+def _chance_bullet(project: Project) -> str:
+    c = chance_levels(project)
+    if c is None:
+        return ""
+    return (f"\n* chance level on the {project.split} split: {100 * c['chance']:.1f}% (1/{round(1 / c['chance'])} "
+            f"classes); always answering its largest class ({c['majority_class']}) scores {100 * c['majority']:.1f}%. "
+            f"A configuration whose 95% CI reaches {100 * c['level']:.1f}% is flagged *at chance*: its differences and "
+            "its alignment with the prior are not interpretable")
 
 
 def class_names(project: Project) -> list[str]:

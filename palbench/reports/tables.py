@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from palbench.claims import c1_name, channels_name  # the paper's names, shared with the claims report
-from palbench.reports.project import Project, ReportError, arch_name
+from palbench.reports.project import Project, ReportError, arch_name, chance_levels
 
 STAT_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "n_pairs")
 METHOD_NAMES = {"grad": "Grad", "grad_input": "Grad × Input", "gradcam": "Grad-CAM"}
@@ -114,19 +114,39 @@ def comparison_text(row: pd.Series, label: str = "PAL − baseline") -> str:
     return f"{text}, 95% CI {interval(row['diff_ci_low'], row['diff_ci_high'], True)}, {p} (n = {n} seeds)"
 
 
-def stats_columns(table: pd.DataFrame) -> pd.DataFrame:
+def at_chance(table: pd.DataFrame, levels: dict | None) -> np.ndarray:
+    """Per row of a study table: is its accuracy indistinguishable from guessing? Its 95% CI reaches
+    ``levels["level"]`` (:func:`palbench.reports.project.chance_levels`: the larger of 1/K and the majority
+    class's share); with one seed (no CI), its mean is within two binomial standard errors of it. All False
+    when ``levels`` is None."""
+    if levels is None:
+        return np.zeros(len(table), bool)
+    c = levels["level"]
+    margin = 2 * math.sqrt(c * (1 - c) / levels["n"])
+    low = np.where(np.isfinite(table["ci_low"].to_numpy(float)), table["ci_low"].to_numpy(float),
+                   table["mean"].to_numpy(float) - margin)
+    return low <= c
+
+
+def stats_columns(table: pd.DataFrame, levels: dict | None = None) -> pd.DataFrame:
     """The formatted statistics of a study table: accuracy, CI, difference to the baseline, p, n, and the
-    attention metrics (alignment with the prior; decoy share where the dataset has a decoy)."""
+    attention metrics (alignment with the prior; decoy share where the dataset has a decoy). With ``levels``
+    (:func:`palbench.reports.project.chance_levels`), a row :func:`at_chance` says so in a ``vs chance`` column
+    and its alignment is marked not interpretable."""
     out = pd.DataFrame(index=table.index)
+    chance = at_chance(table, levels)
     out["Acc. (%) mean ± std"] = table.apply(mean_std, axis=1)
     out["95% CI"] = [interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
     out["Δ vs baseline (points)"] = [pct(d, True) for d in table["diff"]]
     out["Δ 95% CI"] = [interval(lo, hi, True) for lo, hi in zip(table["diff_ci_low"], table["diff_ci_high"])]
     out["p (paired t)"] = [p_value(p) for p in table["p"]]
     out["seeds"] = table["n"].astype(int)
+    if levels is not None:
+        out["vs chance"] = ["at chance" if a else "above" for a in chance]
     if "test_alignment_constrained_mean" in table:
-        out["alignment r (constrained)"] = [f"{v:.2f}" if _finite(v) else "–"
-                                            for v in table["test_alignment_constrained_mean"]]
+        out["alignment r (constrained)"] = [
+            ("–" if not _finite(v) else f"{v:.2f} (not interpretable: at chance)" if a else f"{v:.2f}")
+            for v, a in zip(table["test_alignment_constrained_mean"], chance)]
     if "test_decoy_share_mean" in table and table["test_decoy_share_mean"].notna().any():
         out["decoy share"] = [f"{v:.3f}" if _finite(v) else "–" for v in table["test_decoy_share_mean"]]
     return out
@@ -159,7 +179,7 @@ def paper_style_table(project: Project, study: str, table: pd.DataFrame) -> pd.D
         labels["C1"] = dash([c1_name(c) if not b else "" for c, b in zip(table["c1"], base)])
     elif study == "noise":
         labels["landmark noise σ"] = dash([f"{s:g}" if not b else "" for s, b in zip(table["landmark_noise"], base)])
-    return pd.concat([labels, stats_columns(table)], axis=1).set_index("Method")
+    return pd.concat([labels, stats_columns(table, chance_levels(project))], axis=1).set_index("Method")
 
 
 # ---------------------------------------------------------------- readings

@@ -291,4 +291,7 @@ def summary(out: str | os.PathLike, meta: dict) -> tuple[str, list[str]]:
     flat.update({f"{f}: {k}": v for f, d in dropped.items() if isinstance(d, dict) for k, v in d.items()})
     if any(flat.values()):
         warnings.append("dropped " + ", ".join(f"{k} = {v}" for k, v in flat.items() if v))
+    if meta.get("source") == "folder" and meta.get("subjects") is None:
+        warnings.append("no subject column: splits are drawn per image, so one person can be in train and test "
+                        "(add a 'subject' column, or name yours with --subject-col)")
     return line, warnings

@@ -1,7 +1,10 @@
 """A folder of images plus a CSV → canonical dataset.
 
 The CSV has a path column (relative to ``images_root``, default the CSV's folder, or absolute), a label
-column, and optionally a subject column and a split column.
+column, and optionally a subject column and a split column. Columns named ``subject`` and ``split`` are used
+when present, without an option; other names are given with ``subject_col`` / ``split_col``. Without subject
+ids the splits are drawn per image, so one person can be in train and test: ``meta.json`` (``subjects``) and
+the CLI's warning say so.
 
 Labels: without ``classes``, a class name or synonym (case-insensitive, see
 :data:`~palbench.data.importers.common.SYNONYMS`) or an index 0-6 in palbench's class order (surprise, fear,
@@ -103,7 +106,8 @@ def import_folder(
         csv: the CSV file (header row required).
         out: the output dataset folder; replaced only when the import succeeds.
         images_root: folder that relative paths start from (default: the CSV's folder).
-        path_col, label_col, subject_col, split_col: column names (subject and split optional).
+        path_col, label_col, subject_col, split_col: column names; subject and split are optional and default
+            to the columns ``subject`` and ``split`` when the CSV has them (a name given must exist).
         classes: the source's label names in the order of its integer codes (see the module docstring).
         fractions: train/val/test shares when there is no split column.
         val_fraction: val share of train when the split column has train and test but no val.
@@ -111,12 +115,13 @@ def import_folder(
         skip_bad: skip (and count in meta.json) images that are missing or do not decode.
         workers: processes that check and copy images.
     """
-    if split_col is None:
-        check_fractions(fractions)
-    else:
-        check_fraction(val_fraction)
+    check_fractions(fractions)  # both, before any work: which one applies depends on the CSV's columns
+    check_fraction(val_fraction)
     mapping = parse_classes(classes) if classes is not None else None
     csv, root = _sources(csv, images_root, out)
+    header = _header(csv)
+    subject_col = subject_col if subject_col is not None else ("subject" if "subject" in header else None)
+    split_col = split_col if split_col is not None else ("split" if "split" in header else None)
     columns = {"path": path_col, "label": label_col, "subject": subject_col, "split": split_col}
     table, dropped = _read_table(csv, root, columns, mapping)
     skipped = Skipped()
@@ -134,11 +139,20 @@ def import_folder(
             "label_map": _label_map(mapping),
             "dropped": dropped,
             "validation": how,
+            "subjects": (f"from the CSV column {subject_col!r}: splits are subject-disjoint" if subject_col else None),
             "seed": seed,
             "skipped": skipped.as_meta(),
         }
         write_tables(tmp, samples, meta)
     return read_meta(out)
+
+
+def _header(csv: Path) -> list[str]:
+    """The CSV's column names (its first row)."""
+    try:
+        return [str(c).strip() for c in pd.read_csv(csv, dtype=str, nrows=0).columns]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{csv}: unreadable CSV ({str(e).splitlines()[0]})") from None
 
 
 def _sources(
