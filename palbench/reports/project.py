@@ -226,8 +226,11 @@ def _chance_bullet(project: Project) -> str:
     c = chance_levels(project)
     if c is None:
         return ""
+    majority = ("its classes are balanced, so always answering one class scores the same"
+                if c["majority"] - c["chance"] < 0.5 / c["n"] else
+                f"always answering its largest class ({c['majority_class']}) scores {100 * c['majority']:.1f}%")
     return (f"\n* chance level on the {project.split} split: {100 * c['chance']:.1f}% (1/{round(1 / c['chance'])} "
-            f"classes); always answering its largest class ({c['majority_class']}) scores {100 * c['majority']:.1f}%. "
+            f"classes); {majority}. "
             f"A configuration whose 95% CI reaches {100 * c['level']:.1f}% is flagged *at chance*: its differences and "
             "its alignment with the prior are not interpretable")
 
