@@ -358,6 +358,9 @@ def _evaluate(run: str, out: str, split: str, data, landmarks: str | None, batch
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
+    if m.get("dropped_untrained"):
+        print(f"palbench evaluate: dropped {sum(m['dropped_untrained'].values())} image(s) of classes the run never "
+              f"trained on ({', '.join(f'{c}: {n}' for c, n in m['dropped_untrained'].items())})")
     print(f"palbench evaluate: {split} n={m['n']} accuracy {m['accuracy']:.4f} "
           f"balanced {m['balanced_accuracy']:.4f} alignment {fmt(m['alignment_constrained'])} "
           f"(free {fmt(m['alignment_free'])}) decoy share {fmt(m['decoy_share'])} (area {fmt(m['decoy_area_share'])}) -> {out}")

@@ -134,11 +134,13 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
         macro_f1 = f1_score(labels, predictions, labels=ks, average="macro", zero_division=0)
     return {
         "n": int(len(labels)),
+        "absent_classes": [c for k, c in enumerate(classes) if s[k] == 0],  # no image in the split: no recall
         "accuracy": float(accuracy_score(labels, predictions)),
         "balanced_accuracy": float(balanced),
         "macro_f1": float(macro_f1),
         "per_class": {
-            c: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+            c: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k]),
+                "absent": bool(s[k] == 0)}
             for k, c in enumerate(classes)
         },
         "confusion_matrix": confusion_matrix(labels, predictions, labels=ks).tolist(),
@@ -187,17 +189,18 @@ def evaluate_run(
     lm = load_landmark_set(dataset, lm_path)
     boxes = _decoy_boxes(dataset)
     eval_set = _EvalSet(dataset, split, cfg.size, lm, False, model.input_normalization, boxes=boxes)
+    names = list(dataset.meta.get("classes") or CLASSES)
+    dropped = _drop_untrained(eval_set, cfg, root, names)
     loader = DataLoader(eval_set, batch_size=batch_size, shuffle=False, num_workers=workers)
     passes = _attention_pass(model, cfg, loader, device, boxes is not None, progress, split)
 
     probs = torch.softmax(passes["logits"].double(), dim=1).numpy()
     pred = probs.argmax(axis=1)
     n_classes = probs.shape[1]
-    names = list(dataset.meta.get("classes") or CLASSES)
     names = names if len(names) == n_classes else [str(k) for k in range(n_classes)]
     metrics = classification_metrics(passes["labels"], pred, names)
     metrics.update({
-        "split": split, "classes": names, "run": str(run), "data": str(root),
+        "split": split, "classes": names, "run": str(run), "data": str(root), "dropped_untrained": dropped,
         "landmarks": str(lm_path if lm_path is not None else root / "landmarks.npy") if lm is not None else None,
         "pal": {k: getattr(cfg, k) for k in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
         **attention_metrics(passes["scores"], passes["valid"], boxes is not None),
@@ -207,6 +210,28 @@ def evaluate_run(
         _prediction_table(dataset, passes, probs).to_csv(tmp, index=False, float_format="%.9g")
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
     return metrics
+
+
+def _drop_untrained(eval_set: FaceDataset, cfg, root: Path, names: list[str]) -> dict[str, int]:
+    """Cross-dataset evaluation (``data`` is not the run's dataset): drop from ``eval_set`` the images of
+    classes the run never saw in training (no train image in its dataset's ``meta.json`` counts); return
+    ``{class: images dropped}``. Nothing is dropped on the run's own dataset, or when its counts are unknown."""
+    meta = Path(cfg.data) / "meta.json"
+    if Path(root).resolve() == Path(cfg.data).resolve() or not meta.is_file():
+        return {}
+    trained = json.loads(meta.read_text()).get("counts", {}).get("train")
+    if not trained:
+        return {}
+    unseen = [k for k, c in enumerate(names) if not trained.get(c)]
+    labels = eval_set.labels.numpy()
+    drop = np.isin(labels, unseen)
+    if not drop.any():
+        return {}
+    if drop.all():
+        raise DataError(f"{root}: every {eval_set.indices.size} image of the split is of a class the run never "
+                        f"trained on ({', '.join(names[k] for k in unseen)}); nothing to evaluate")
+    eval_set.indices, eval_set.labels = eval_set.indices[~drop], eval_set.labels[~drop]
+    return {names[k]: int((labels == k).sum()) for k in unseen if (labels == k).any()}
 
 
 def _prediction_table(dataset: CanonicalDataset, passes: dict, probs: np.ndarray) -> pd.DataFrame:

@@ -135,7 +135,8 @@ def test_metrics_and_probabilities(noise_data, tmp_path, capsys):
     assert list(m["per_class"]) == list(CLASSES)
     for k, c in enumerate(CLASSES):
         ref = {"precision": prec[k], "recall": rec[k], "f1": f1[k], "support": int((y == k).sum())}
-        assert m["per_class"][c] == pytest.approx(ref)
+        assert {key: v for key, v in m["per_class"][c].items() if key != "absent"} == pytest.approx(ref)
+        assert m["per_class"][c]["absent"] == (ref["support"] == 0)
     pal = {"layer": "conv10", "method": "grad_input", "strategy": "mean", "c1": 0.5, "pal_weight": 1.0, "prior_sigma": 1.0}
     assert m["pal"] == pal
     assert m["split"] == "test"
@@ -334,3 +335,31 @@ def test_bad_inputs_one_line_exit_2_nothing_written(noise_data, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("palbench: error: "), err
     assert not out.exists()
+
+
+def test_cross_dataset_drops_untrained_classes_and_reports_absent_ones(noise_data, tmp_path, capsys):
+    """Train on A, test on B: B's images of a class A never trained on are dropped and counted; a class with
+    no image in B's split is listed as absent (no recall), not scored as a recall of 0."""
+    data, _, _ = noise_data
+    trained_on = tmp_path / "a"  # the run's dataset: only its meta.json counts are read
+    trained_on.mkdir()
+    counts = {c: (0 if c == "fear" else 5) for c in CLASSES}
+    write_json(trained_on / "meta.json", {"counts": {"train": counts}, "classes": list(CLASSES)})
+    run = make_run(tmp_path / "run", data)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    ckpt["config"]["data"] = str(trained_on)
+    save_checkpoint(run / "best.pt", ckpt)
+    assert main(["evaluate", str(run), str(tmp_path / "ev"), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    samples = pd.read_csv(data / "samples.csv")
+    test = samples[samples["split"] == "test"]
+    n_fear = int((test["label"] == CLASSES.index("fear")).sum())
+    assert n_fear > 0 and f"dropped {n_fear} image(s) of classes the run never trained on (fear: {n_fear})" in out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n"] == len(test) - n_fear and m["dropped_untrained"] == {"fear": n_fear}
+    assert "fear" in m["absent_classes"] and m["per_class"]["fear"]["absent"]
+    present = set(test["label"].map(lambda k: CLASSES[k])) - {"fear"}
+    assert set(m["absent_classes"]) == set(CLASSES) - present
+    assert not any(m["per_class"][c]["absent"] for c in present)
+    # on the run's own dataset nothing is dropped
+    assert evaluate_run(make_run(tmp_path / "own", data), tmp_path / "ev2", progress=False)["dropped_untrained"] == {}
