@@ -631,13 +631,18 @@ def counts_text(summary: pd.DataFrame) -> str:
     return f"{', '.join(groups)} of {len(summary)} claims"
 
 
+def guessing_margin(level: float, n: int) -> float:
+    """Two binomial standard errors of a classifier scoring ``level`` on ``n`` test images."""
+    return 2 * math.sqrt(level * (1 - level) / n)
+
+
 def chance_configs(table: pd.DataFrame, runs: pd.DataFrame, n_classes: int, n_test: int | None = None,
                    metric: str = "test_accuracy") -> tuple[list[str], float, float]:
     """``(configurations, chance, margin)``: the configurations the tested parts read whose mean accuracy is
     at most ``chance + margin``, with chance = 1/K and margin two binomial standard errors of a guessing
     classifier on ``n_test`` images (2 points when unknown)."""
     chance = 1.0 / n_classes
-    margin = 2 * math.sqrt(chance * (1 - chance) / n_test) if n_test else 0.02
+    margin = guessing_margin(chance, n_test) if n_test else 0.02
     means = runs.groupby("config")[metric].mean()
     return [c for c in tested_configs(table) if c in means and means[c] <= chance + margin], chance, margin
 

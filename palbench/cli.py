@@ -325,8 +325,8 @@ def _train_one(args: argparse.Namespace, cfg, out: Path, data=None) -> None:
         (out / "state.pt").unlink(missing_ok=True)
     if args.evaluate:
         # In the same process: the DVC grid runs dozens of runs, and a second interpreter start (importing
-        # torch and torchvision) would cost ~5 s per run on 2 cores. With --seeds, the dataset read for
-        # training (its images already decoded) is the one evaluated.
+        # torch and torchvision) would cost ~5 s per run on 2 cores. With --seeds or --group, the dataset read
+        # for training (its images already decoded) is the one evaluated.
         _evaluate(str(out), str(out / args.evaluate), args.evaluate, data, args.evaluate_landmarks)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palbench.claims import c1_name, channels_name  # the paper's names, shared with the claims report
+from palbench.claims import c1_name, channels_name, guessing_margin  # shared with the claims report
 from palbench.reports.project import Project, ReportError, arch_name, chance_levels
 
 STAT_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "n_pairs")
@@ -122,7 +122,7 @@ def at_chance(table: pd.DataFrame, levels: dict | None) -> np.ndarray:
     if levels is None:
         return np.zeros(len(table), bool)
     c = levels["level"]
-    margin = 2 * math.sqrt(c * (1 - c) / levels["n"])
+    margin = guessing_margin(c, levels["n"])
     low = np.where(np.isfinite(table["ci_low"].to_numpy(float)), table["ci_low"].to_numpy(float),
                    table["mean"].to_numpy(float) - margin)
     return low <= c
