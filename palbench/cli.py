@@ -55,7 +55,8 @@ def _add_landmarks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector-weights", help="face_alignment: S3FD state dict (default: torch hub cache)")
     p.add_argument("--detector", default="sfd", choices=["sfd", "dlib"], help="face_alignment face detector")
     p.add_argument("--allow-download", action=argparse.BooleanOptionalAction, default=False, help="face_alignment: download missing weights")
-    p.add_argument("--out", help="folder for landmarks.npy/landmarks.json (default: the dataset folder)")
+    p.add_argument("--out", help="folder for landmarks.npy/landmarks.json and the checks sheet.png, misses.csv, qa.csv "
+                                 "(default: the dataset folder)")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.landmarks import compute_landmarks
@@ -78,6 +79,8 @@ def _add_landmarks(sub: argparse._SubParsersAction) -> None:
             f"landmarks ({info['backend']}): {info['n_samples'] - info['n_missed']}/{info['n_samples']} faces, "
             f"{info['n_missed']} missed -> {args.out or args.dataset}/landmarks.npy"
         )
+        for w in info["warnings"]:
+            print(f"palbench: warning: {w}", file=sys.stderr)
         return 0
 
     p.set_defaults(func=run)
@@ -102,6 +105,10 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                                        "one); without one, splits are drawn")
     f.add_argument("--classes", help="source labels in code order: NAME or NAME=CLASS ('-' drops)")
     f.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test shares without a split column")
+    f.add_argument("--align", default="none", choices=["none", "dlib", "face_alignment"],
+                   help="crop each photo to its face with this landmark detector (eye line levelled; the moved "
+                        "landmarks are kept); default none: images copied unchanged")
+    _add_crop_options(f)
     for q in (r, a, f):
         q.add_argument("out", help="output dataset folder (replaced only when the import succeeds)")
         q.add_argument("--val-fraction", type=float, default=0.1, help="val share of train (test's label mix)")
@@ -127,12 +134,49 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
             meta = importers.import_folder(
                 args.csv, args.out, images_root=args.images_root, path_col=args.path_col, label_col=args.label_col,
                 subject_col=args.subject_col, split_col=args.split_col, classes=args.classes, fractions=fractions,
+                align=args.align, crop_size=args.crop_size, margin=args.margin, drop_no_face=args.drop_no_face,
                 **opts,
             )  # fmt: skip
         line, warnings = summary(args.out, meta)
         for w in warnings:
             print(f"palbench: warning: {w}", file=sys.stderr)
         print(line)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_crop_options(p: argparse.ArgumentParser) -> None:
+    from palbench.config.names import CROP_SIZE, MARGIN
+
+    p.add_argument("--crop-size", type=int, default=CROP_SIZE, help=f"side of the face crops, px (default: {CROP_SIZE})")
+    p.add_argument("--margin", type=float, default=MARGIN,
+                   help=f"room around the face, share of the face scale on each side (default: {MARGIN})")
+    p.add_argument("--drop-no-face", action=argparse.BooleanOptionalAction, default=False,
+                   help="drop images without a face (default: kept whole, letterboxed, counted in meta.json)")
+
+
+def _add_align(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("align", help="crop every image of a dataset to its face from 68 landmarks (eye line "
+                                     "levelled, fixed scale and margin), moving the landmarks with it")
+    p.add_argument("dataset", help="canonical dataset folder (whole photos)")
+    p.add_argument("out", help="output dataset folder (replaced only when aligning succeeds)")
+    p.add_argument("--backend", default="dlib", choices=["dlib", "face_alignment", "file", "truth"],
+                   help="where the landmarks come from (default: dlib's detector on the whole photos)")
+    p.add_argument("--source", help="file backend: .npy [N,68,2] or .csv (136 columns) of the photos' landmarks")
+    _add_crop_options(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.data.align import align_faces
+        from palbench.data.importers.common import summary
+
+        options = {"source": args.source} if args.source else {}
+        meta = align_faces(args.dataset, args.out, args.backend, args.crop_size, args.margin, args.drop_no_face,
+                           **options)
+        line, warnings = summary(args.out, meta)
+        for w in warnings:
+            print(f"palbench: warning: {w}", file=sys.stderr)
+        print(f"{line}, {args.crop_size}px face crops")
         return 0
 
     p.set_defaults(func=run)
@@ -419,11 +463,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_protocol(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("protocol", help="write params.yaml from a protocol (benchmarks/protocols/NAME.yaml), runs expanded")
-    p.add_argument("name", nargs="?", help="protocol name or .yaml path (see --list)")
+    p = sub.add_parser("protocol", help="write params.yaml from a protocol (benchmarks/protocols/NAME.yaml), runs "
+                                        "expanded; `protocol new NAME --folder LABELS.csv` writes a protocol")
+    p.add_argument("name", nargs="?", help="protocol name or .yaml path (see --list), or `new`")
+    p.add_argument("new_name", nargs="?", metavar="NEW", help="with `new`: the new protocol's name")
     p.add_argument("--params", default="params.yaml", help="file to write (default: params.yaml)")
     p.add_argument("--refresh", action="store_true", help="re-expand the runs of the existing params file")
     p.add_argument("--list", action="store_true", help="list the protocols")
+    n = p.add_argument_group("protocol new NAME (a folder of labelled photos)")
+    n.add_argument("--folder", metavar="LABELS.csv", help="the CSV listing the photos: path,label[,subject][,split]")
+    n.add_argument("--images-root", help="where the CSV's paths start (default: the CSV's folder)")
+    n.add_argument("--backbone", default="vgg16_bn", help="vgg16_bn (default), vgg16 or resnet50")
+    n.add_argument("--weights", help="state dict to start from (default: pretraining on synthetic faces)")
+    n.add_argument("--studies", default="comparison",
+                   help="comma-separated: comparison (default), ablation, channels, noise, layers")
+    n.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    n.add_argument("--budget-minutes", type=float, default=15.0,
+                   help="CPU minutes for the training stages; sets the epochs (default: 15)")
+    n.add_argument("--epochs", type=int, help="fixed epochs instead of the budget's")
+    n.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                   help="crop the photos to their faces (default) or train them whole")
+    n.add_argument("--force", action="store_true", help="replace an existing protocol file")
 
     def run(args: argparse.Namespace) -> int:
         from palbench import config as pr
@@ -432,6 +492,11 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
             for name in pr.available_protocols():
                 print(name)
             return 0
+        if args.name == "new":
+            return _new_protocol(args)
+        if args.new_name or args.folder:
+            raise ConfigError("protocol: to write a protocol for your photos: palbench protocol new NAME --folder "
+                              "LABELS.csv")
         if args.refresh == bool(args.name):
             raise ConfigError("protocol: give a protocol NAME, or --refresh to re-expand the current params file")
         if args.refresh:
@@ -448,6 +513,26 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
         return 0
 
     p.set_defaults(func=run)
+
+
+def _new_protocol(args: argparse.Namespace) -> int:
+    from palbench.config.new import new_protocol, write_new_protocol
+
+    if not args.new_name or not args.folder:
+        raise ConfigError("protocol new: expected `palbench protocol new NAME --folder LABELS.csv`")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds: {args.seeds!r}; expected comma-separated integers") from None
+    proto, header = new_protocol(
+        args.new_name, args.folder, images_root=args.images_root, backbone=args.backbone, weights=args.weights,
+        studies=[s.strip() for s in args.studies.split(",") if s.strip()], seeds=seeds,
+        budget_minutes=args.budget_minutes, epochs=args.epochs, align=args.align,
+    )  # fmt: skip
+    path = write_new_protocol(proto, header, force=args.force)
+    print(header.rstrip().replace("# ", "  "))
+    print(f"palbench protocol new: -> {path}; next: palbench protocol {args.new_name} && dvc repro")
+    return 0
 
 
 def _add_aggregate(sub: argparse._SubParsersAction) -> None:
@@ -497,7 +582,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_layers, _add_landmarks, _add_import, _add_priors, _add_synth, _add_pretrain, _add_train,
+    _add_layers, _add_landmarks, _add_import, _add_align, _add_priors, _add_synth, _add_pretrain, _add_train,
     _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate, _add_report,
 ]  # fmt: skip
 

@@ -31,6 +31,7 @@ from PIL import Image
 
 from palbench.config.names import noise_file
 from palbench.data.canonical import read_dataset
+from palbench.data.images import to_rgb
 from palbench.errors import ConfigError, DataError
 from palbench.io import atomic_dir, write_json
 from palbench.priors import NOISE_REFERENCE_SIZE, jitter_landmarks, render_priors
@@ -136,7 +137,7 @@ def _preview(data, chosen: np.ndarray, sets: dict, sizes: np.ndarray, prior_sigm
     images, priors, landmarks = [], [], []
     for i in chosen:
         with Image.open(data.image_path(int(i))) as im:
-            images.append(np.asarray(im.convert("RGB").resize((W, H), Image.BILINEAR)))
+            images.append(np.asarray(to_rgb(im).resize((W, H), Image.BILINEAR)))
     scale = np.array([W, H], np.float32) / sizes[chosen][:, ::-1].astype(np.float32)  # to the preview size
     for s, lm_all in sets.items():
         pts = (lm_all[chosen] + 0.5) * scale[:, None, :] - 0.5

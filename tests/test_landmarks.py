@@ -270,6 +270,8 @@ def test_dlib_blank_image_is_a_miss_in_the_stage(tmp_path, astronaut, dlib_whole
     info = json.loads((root / "landmarks.json").read_text())
     assert info["n_missed"] == 1 and info["missed_rows"] == [1]
     assert info["options"]["aligned"] is False and info["options"]["requested"] == "dlib"
+    misses = pd.read_csv(root / "misses.csv")
+    assert misses.to_dict("records") == [{"row": 1, "path": "1.png", "split": "train", "label": 1}]
 
 
 # ---------------------------------------------------------------- face_alignment adapter, random weights
@@ -442,3 +444,173 @@ def test_fan_with_dlib_detector_needs_no_detector_file(fa_weights, astronaut, dl
     fan = get_backend("face_alignment", detector="dlib", weights={"fan": fa_weights["fan"]})
     assert fan.detect(astronaut) == dlib_whole.detect(astronaut)
     assert fan.options()["detector"] == "dlib" and fan.options()["weights"] == {"fan": fa_weights["fan"].name}
+
+
+# ---------------------------------------------------------------- quality checks (palbench.landmarks.qa)
+
+
+def placed_landmarks(x0, y0, x1, y1, rng):
+    """68 points inside the box (x0, y0)-(x1, y1), two of them on its corners: float32 [68, 2]."""
+    pts = np.stack([rng.uniform(x0, x1, 68), rng.uniform(y0, y1, 68)], axis=-1)
+    pts[0], pts[1] = (x0, y0), (x1, y1)
+    return pts.astype(np.float32)
+
+
+@pytest.fixture
+def placed(tmp_path):
+    """A 5-image dataset (RGB, grayscale, palette, blank, 16-bit) with provided landmarks: row 0 in a 32x24 box,
+    row 1 the same with 6 points 3 px above the frame, row 2 on the frame's corners, row 3 no face."""
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(5)]
+    lm = np.stack([placed_landmarks(8, 6, 40, 30, rng) for _ in range(5)])
+    lm[1, 10:16, 1] = -3  # outside the frame, within the file backend's margin
+    lm[2] = placed_landmarks(0, 0, W - 1, H - 1, rng)  # on the frame's edges: inside
+    lm[3] = np.nan
+    root = make_dataset(tmp_path / "ds", images, lm, source="rafdb")
+    Image.fromarray(images[1]).convert("L").save(root / "images" / "1.png")
+    Image.fromarray(images[2]).convert("P").save(root / "images" / "2.png")
+    Image.fromarray((images[4][..., 0].astype(np.uint16) * 257)).save(root / "images" / "4.png")  # 16-bit gray
+    assert [Image.open(root / "images" / f"{i}.png").mode for i in (1, 2, 4)] == ["L", "P", "I;16"]
+    return root, lm
+
+
+def test_qa_files_on_placed_landmarks(placed, capsys):
+    from palbench.landmarks.qa import GAP, INSIDE_COLOUR, MISS_COLOUR, OUTSIDE_COLOUR, TILE
+
+    root, lm = placed
+    assert main(["landmarks", str(root), "--backend", "file"]) == 0
+    out = capsys.readouterr()
+    table = pd.read_csv(root / "qa.csv")
+    assert list(table.columns) == ["row", "path", "split", "missed", "spread", "outside"]
+    assert table["row"].tolist() == [0, 1, 2, 3, 4] and table["path"].tolist() == [f"{i}.png" for i in range(5)]
+    assert table["missed"].tolist() == [0, 0, 0, 1, 0] and table["outside"].tolist() == [0, 6, 0, 0, 0]
+    diagonal = np.hypot(W, H)  # 80
+    expected = [32 * 32 + 24 * 24, 32 * 32 + 33 * 33, (W - 1) ** 2 + (H - 1) ** 2]
+    np.testing.assert_allclose(table["spread"][:3], np.sqrt(expected) / diagonal, atol=1e-4)
+    assert table["spread"][0] == pytest.approx(0.5) and np.isnan(table["spread"][3])
+    misses = pd.read_csv(root / "misses.csv")
+    assert misses.to_dict("records") == [{"row": 3, "path": "3.png", "split": "train", "label": 3}]
+
+    info = json.loads((root / "landmarks.json").read_text())
+    qa = info["qa"]
+    assert qa["n_found"] == 4 and qa["n_outside"] == 1 and qa["share_outside"] == 0.25 and qa["miss_rate"] == 0.2
+    assert qa["median_spread"] == pytest.approx(float(np.median(table["spread"][[0, 1, 2, 4]])), abs=1e-4)
+    assert "hog" not in qa
+    # (a) 1 of 4 faces with points outside; not (e): a 20% miss rate is not above 20%; no aligned option
+    assert len(info["warnings"]) == 1 and info["warnings"][0].startswith("1 of 4 faces (25.0%) have landmarks outside")
+    assert str(root / "qa.csv") in info["warnings"][0]
+    assert out.err.splitlines() == [f"palbench: warning: {info['warnings'][0]}"]
+
+    sheet = Image.open(root / "sheet.png")
+    assert sheet.format == "PNG" and sheet.mode == "RGB"
+    assert sheet.size == (GAP + 5 * (TILE + GAP), TILE + 2 * GAP)  # 5 tiles on one line
+    pixels = np.asarray(sheet)
+
+    def tile(j):
+        x = GAP + j * (TILE + GAP)
+        return pixels[GAP : GAP + TILE, x : x + TILE]
+
+    def count(t, colour):
+        return int((t == colour).all(axis=-1).sum())
+
+    for j in (0, 1, 2, 4):  # RGB, grayscale, palette, 16-bit: every found face gets green dots, no red frame
+        assert count(tile(j), INSIDE_COLOUR) > 68, j
+        assert count(tile(j)[:, :3], MISS_COLOUR) == 0, j
+    assert count(tile(1), OUTSIDE_COLOUR) > 0 and count(tile(0), OUTSIDE_COLOUR) == 0
+    assert count(tile(3)[:, :3], MISS_COLOUR) == 3 * TILE  # the missed image's red frame, left edge
+    assert count(tile(3), INSIDE_COLOUR) == 0
+    # deterministic: the same landmarks give the same bytes
+    first = (root / "sheet.png").read_bytes()
+    compute_landmarks(root, "file")
+    assert (root / "sheet.png").read_bytes() == first
+
+
+def test_qa_without_misses_or_warnings_and_stale_files(small, tmp_path):
+    root, lm = small
+    src = tmp_path / "all.npy"
+    full = lm.copy()
+    full[3] = lm[2]
+    np.save(src, full)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "qa.csv").write_text("stale")
+    info = compute_landmarks(root, "file", source=src, out=tmp_path / "out")
+    assert info["warnings"] == [] and info["qa"]["n_outside"] == 0 and info["qa"]["miss_rate"] == 0.0
+    assert (tmp_path / "out" / "misses.csv").read_text().splitlines() == ["row,path,split,label"]
+    assert len(pd.read_csv(tmp_path / "out" / "qa.csv")) == 5
+    assert Image.open(tmp_path / "out" / "sheet.png").size[0] > 0
+
+
+def test_sheet_sample_is_spread_and_shows_a_few_misses():
+    from palbench.landmarks.qa import SHEET_IMAGES, SHEET_MISSES, sheet_rows
+
+    missed = np.zeros(1000, bool)
+    missed[[5, 6, 7, 500, 998, 999]] = True
+    rows = sheet_rows(missed)
+    assert len(rows) == SHEET_IMAGES and len(set(rows.tolist())) == SHEET_IMAGES
+    assert rows.tolist() == sorted(rows.tolist())
+    assert missed[rows].sum() == SHEET_MISSES and {5, 999} <= set(rows.tolist())  # first and last missed rows
+    found = rows[~missed[rows]]
+    assert found[0] == 0 and found[-1] == 997 and np.diff(found).min() > 40  # spread over the whole dataset
+    np.testing.assert_array_equal(rows, sheet_rows(missed))
+    assert sheet_rows(np.zeros(5, bool)).tolist() == [0, 1, 2, 3, 4]
+    assert sheet_rows(np.ones(30, bool)).size == SHEET_IMAGES  # only misses: the sheet shows misses
+    few = np.ones(30, bool)
+    few[[3, 17]] = False
+    assert {3, 17} <= set(sheet_rows(few).tolist()) and sheet_rows(few).size == SHEET_IMAGES
+
+
+def _qa(**kw):
+    base = {"n_samples": 100, "n_missed": 0, "n_found": 100, "miss_rate": 0.0, "median_spread": 0.7,
+            "n_outside": 0, "share_outside": 0.0}
+    return {**base, **kw}
+
+
+def test_plausibility_thresholds(tmp_path):
+    from palbench.landmarks.qa import plausibility_warnings as warn
+
+    assert warn(_qa(), "dlib", True, tmp_path) == [] and warn(_qa(), "truth", None, tmp_path) == []
+    assert warn(_qa(n_outside=2, share_outside=0.02), "dlib", False, tmp_path) == []  # 2% is not above 2%
+    assert "outside the image frame" in warn(_qa(n_outside=3, share_outside=0.03), "dlib", False, tmp_path)[0]
+    # (b) small faces in "aligned" images; not for backends without an aligned option, nor aligned=False
+    (small,) = warn(_qa(median_spread=0.3), "face_alignment", True, tmp_path)
+    assert "median 30% of the image diagonal" in small and "aligned: false" in small
+    assert warn(_qa(median_spread=0.3), "file", None, tmp_path) == []
+    assert warn(_qa(median_spread=0.3), "dlib", False, tmp_path) == []
+    # (d) points that fill "unaligned" images
+    (full,) = warn(_qa(median_spread=0.95), "dlib", False, tmp_path)
+    assert "fill the frame" in full and "aligned: true" in full
+    assert warn(_qa(median_spread=0.95), "dlib", True, tmp_path) == []
+    assert warn(_qa(median_spread=0.95), "truth", None, tmp_path) == []
+    # (c) the HOG check: more than half of the detected faces small
+    hog = {"n_checked": 16, "n_detected": 4, "n_small": 2}
+    assert warn(_qa(hog=hog), "dlib", True, tmp_path) == []
+    assert "whole photos" in warn(_qa(hog={**hog, "n_small": 3}), "dlib", True, tmp_path)[0]
+    assert warn(_qa(hog={**hog, "n_detected": 0, "n_small": 0}), "dlib", True, tmp_path) == []
+    # (e) misses, naming misses.csv
+    (missing,) = warn(_qa(n_missed=21, n_found=79, miss_rate=0.21), "dlib", False, tmp_path)
+    assert missing.startswith("21 of 100 images (21.0%) have no landmarks") and str(tmp_path / "misses.csv") in missing
+    assert warn(_qa(n_missed=20, n_found=80, miss_rate=0.2), "dlib", False, tmp_path) == []
+
+
+def test_dlib_aligned_on_whole_photos_warns(tmp_path, astronaut, capsys):
+    root = make_dataset(tmp_path / "ds", [astronaut, np.ascontiguousarray(astronaut[:, ::-1])], source="folder")
+    assert main(["landmarks", str(root), "--backend", "dlib", "--aligned"]) == 0
+    err = capsys.readouterr().err
+    info = json.loads((root / "landmarks.json").read_text())
+    assert info["qa"]["hog"] == {"n_checked": 2, "n_detected": 2, "n_small": 2}
+    (whole,) = [w for w in info["warnings"] if "whole photos" in w]
+    assert whole.startswith("dlib with aligned=true: on 2 of the 2 sampled images") and "aligned: false" in whole
+    assert f"palbench: warning: {whole}" in err.splitlines()
+    # the same photos without aligned: the detector finds the faces, no such warning, no HOG check recorded
+    info = compute_landmarks(root, "dlib", aligned=False)
+    assert "hog" not in info["qa"] and not [w for w in info["warnings"] if "whole photos" in w]
+    assert info["warnings"] == [] and 0.1 < info["qa"]["median_spread"] < 0.35
+
+
+def test_dlib_aligned_on_a_face_crop_does_not_warn(tmp_path, astronaut, dlib_whole):
+    x0, y0, x1, y1 = dlib_whole.detect(astronaut)
+    crop = np.ascontiguousarray(astronaut[y0 - 10 : y1 + 11, x0 - 10 : x1 + 11])
+    root = make_dataset(tmp_path / "ds", [crop], source="folder")
+    info = compute_landmarks(root, "dlib", aligned=True)
+    assert info["qa"]["hog"]["n_small"] == 0 and info["qa"]["hog"]["n_checked"] == 1
+    assert info["warnings"] == [] and info["qa"]["median_spread"] > 0.35

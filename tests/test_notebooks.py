@@ -89,6 +89,12 @@ def test_reports_stage_writes_every_report_and_the_index(smoke_project):
         assert html.count('src="data:image/png;base64') == len(FIGURES.get(name, [])), name
         assert "<table" in html
     assert "git revision" in index and "protocol <b>smoke</b>" in index
+    # the landmarks section: the stage's contact sheet (copied beside the figures), misses, no warning for synth
+    assert '<img class="sheet" src="figures/landmarks_sheet.png"' in index
+    sheet = root / "landmarks" / "smoke" / "sheet.png"
+    assert (root / "reports" / "figures" / "landmarks_sheet.png").read_bytes() == sheet.read_bytes()
+    assert "Backend <b>truth</b>" in index and "Images without a face: <b>0 of " in index
+    assert "No plausibility warnings." in index
 
 
 @pytest.mark.parametrize("name", list(r.NOTEBOOKS))
@@ -200,6 +206,76 @@ def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
     assert res.returncode != 0
     assert ("ReportError: protocol smoke has no `layers` study, which Fig. 3 needs: add studies.layers to "
             "benchmarks/protocols/smoke.yaml, then run `palbench protocol smoke && dvc repro`") in res.stderr
+
+
+def _index_project(root: Path) -> r.Project:
+    """A project with the smoke protocol's params.yaml and a tiny synth dataset in data/smoke (no landmarks)."""
+    from palbench.cli import main
+    from palbench.config import load_protocol, write_params
+
+    write_params(load_protocol("smoke"), root / "params.yaml")
+    assert main(["synth", str(root / "data" / "smoke"), "--n-train", "14", "--n-val", "7", "--n-test", "7",
+                 "--size", "32"]) == 0
+    return r.open_project(root)
+
+
+def test_index_shows_the_landmarks_sheet_misses_and_warnings(tmp_path):
+    from palbench.landmarks import compute_landmarks
+
+    project = _index_project(tmp_path)
+    data = tmp_path / "data" / "smoke"
+    lm = np.load(data / "provided_landmarks.npy")
+    splits = pd.read_csv(data / "samples.csv")["split"]
+    missed = [int(np.flatnonzero(splits == "train")[1]), int(np.flatnonzero(splits == "test")[0])]
+    lm[missed] = np.nan
+    lm[np.flatnonzero(splits == "val")[0], 0] = (5.0, -2.0)  # one point above the frame: 1 of 26 faces > 2%
+    np.save(tmp_path / "placed.npy", lm)
+    info = compute_landmarks(data, "file", source=tmp_path / "placed.npy", out=tmp_path / "landmarks" / "smoke")
+    assert len(info["warnings"]) == 1
+    index = render.index_html(project, {n: ("reading", why) for n, why in render.plan(project).items()})
+    assert "<h2>Landmarks</h2>" in index and "From landmarks/smoke/landmarks.json." in index
+    assert '<img class="sheet" src="figures/landmarks_sheet.png"' in index
+    copied = tmp_path / "reports" / "figures" / "landmarks_sheet.png"
+    assert copied.read_bytes() == (tmp_path / "landmarks" / "smoke" / "sheet.png").read_bytes()
+    assert f"Backend <b>file</b> (source: {tmp_path / 'placed.npy'})." in index
+    assert ("Images without a face: <b>2 of 28 (7.1%)</b>; train 1 of 14 (7.1%), val 0 of 7 (0.0%), "
+            "test 1 of 7 (14.3%).") in index
+    assert "faces with points outside the image: 1 of 26 (3.8%)" in index
+    assert '<li class="warning">1 of 26 faces (3.8%) have landmarks outside the image frame' in index
+    assert index.count('<a href="') == 2 * 8  # the section adds no link to the report list
+
+    # a landmarks.json from before the checks, without a sheet: said, and the stale copy is gone
+    old = {k: v for k, v in info.items() if k not in ("qa", "warnings")}
+    (tmp_path / "landmarks" / "smoke" / "landmarks.json").write_text(json.dumps(old))
+    (tmp_path / "landmarks" / "smoke" / "sheet.png").unlink()
+    index = render.index_html(project, {})
+    assert "No quality checks recorded" in index
+    assert "No contact sheet: landmarks/smoke/sheet.png does not exist" in index
+    assert "<img" not in index and not copied.exists()
+    assert "Images without a face: <b>2 of 28 (7.1%)</b>" in index
+
+
+def test_index_renders_without_landmarks_or_with_a_broken_landmarks_json(tmp_path):
+    project = _index_project(tmp_path)
+    entries = {n: ("reading", why) for n, why in render.plan(project).items()}
+    index = render.index_html(project, entries)
+    assert "<h2>Landmarks</h2>" in index and "<img" not in index
+    assert "No landmarks: landmarks/smoke/landmarks.json does not exist" in index
+    folder = tmp_path / "landmarks" / "smoke"
+    folder.mkdir(parents=True)
+    (folder / "landmarks.json").write_text("{not json")
+    index = render.index_html(project, entries)
+    assert "landmarks/smoke/landmarks.json is unreadable (" in index and "</body></html>" in index
+    (folder / "landmarks.json").write_text(json.dumps({"backend": "dlib", "n_samples": "many"}))
+    assert "landmarks/smoke/landmarks.json is unreadable (" in render.index_html(project, entries)
+    # palbench landmarks run without --out: the dataset folder holds them
+    from palbench.landmarks import compute_landmarks
+
+    (folder / "landmarks.json").unlink()
+    compute_landmarks(tmp_path / "data" / "smoke", "truth")
+    index = render.index_html(project, entries)
+    assert "From data/smoke/landmarks.json." in index and "Backend <b>truth</b>" in index
+    assert '<img class="sheet" src="figures/landmarks_sheet.png"' in index
 
 
 def test_claims_report_renders_without_a_study_and_says_why(smoke_project, tmp_path):

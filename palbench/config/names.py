@@ -30,6 +30,10 @@ METHODS: tuple[str, ...] = ("grad", "grad_input", "gradcam")
 STRATEGIES: tuple[str, ...] = ("all", "mean")
 #: Backbones of :func:`palbench.models.build_model`.
 ARCHS: tuple[str, ...] = ("vgg16", "vgg16_bn", "resnet50")
+#: Side of the aligned face crops in pixels (RAF-DB's aligned crops are 100; a multiple of 16 suits the
+#: backbones) and their room around the face (share of the face scale on each side): :mod:`palbench.data.align`.
+CROP_SIZE = 112
+MARGIN = 0.4
 #: Autocast modes of a training run.
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 

@@ -28,6 +28,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from palbench.data.canonical import CanonicalDataset, read_dataset
+from palbench.data.images import to_rgb
 from palbench.errors import DataError
 from palbench.models import IMAGENET_NORMALIZATION
 
@@ -129,7 +130,7 @@ class FaceDataset(Dataset):
         path = self.data.image_path(i)
         try:
             with Image.open(path) as im:
-                array = np.asarray(im.convert("RGB"))
+                array = np.asarray(to_rgb(im))
         except (UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: cannot decode image ({str(e).splitlines()[0]})") from None
         image = torch.from_numpy(array.copy()).permute(2, 0, 1)

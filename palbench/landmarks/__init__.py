@@ -6,7 +6,10 @@ into it, atomically:
 - ``landmarks.npy``: float32 ``[N, 68, 2]``, row i ↔ ``samples.csv`` row i, (x, y) pixel coordinates of
   the stored image with pixel centres at integers, iBUG-68 order; a whole row is NaN where no face was
   found (downstream trains such samples with cross-entropy only, PAL masked);
-- ``landmarks.json``: backend, options, ``n_missed``, ``missed_rows`` (the first few), per-split counts.
+- ``landmarks.json``: backend, options, ``n_missed``, ``missed_rows`` (the first few), per-split counts, and
+  the quality checks' ``qa`` summary and ``warnings`` (one line each; the CLI prints them);
+- ``sheet.png``, ``misses.csv``, ``qa.csv``: a contact sheet of a sample with the points drawn, every missed
+  row, per-image spread and points outside the frame (:mod:`palbench.landmarks.qa`).
 
 Backends (:data:`BACKENDS`, :func:`get_backend`):
 
@@ -38,6 +41,7 @@ from palbench.data.canonical import SPLITS, CanonicalDataset, read_dataset, save
 from palbench.errors import ConfigError
 from palbench.io import write_json
 from palbench.landmarks.base import LandmarkBackend, check_points, image_size, load_image
+from palbench.landmarks.qa import QA_FILES, check_landmarks
 
 #: How many missed rows ``landmarks.json`` lists.
 MAX_LISTED_MISSES = 20
@@ -121,7 +125,8 @@ def compute_landmarks(
         **backend_options: further backend options (e.g. ``allow_download=True`` for face_alignment).
 
     Returns:
-        The ``landmarks.json`` content.
+        The ``landmarks.json`` content (with the ``qa`` summary and ``warnings`` of
+        :func:`palbench.landmarks.qa.check_landmarks`).
     """
     dataset = read_dataset(dataset_root, load_landmarks=False)
     name = resolve_backend_name(backend, dataset.root)
@@ -130,10 +135,13 @@ def compute_landmarks(
     where = str(folder / "landmarks.npy")
     landmarks = validate_landmarks(impl.dataset_landmarks(dataset, progress=progress), len(dataset), where)
     info = {"backend": name, "options": {"requested": backend, **impl.options()}, **_miss_counts(landmarks, dataset)}
-    # An old landmarks.json must never describe the new landmarks.npy: remove it first, write it last.
+    # An old landmarks.json (or check file) must never describe the new landmarks.npy: remove them first,
+    # write landmarks.json last.
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "landmarks.json").unlink(missing_ok=True)
+    for stale in ("landmarks.json", *QA_FILES):
+        (folder / stale).unlink(missing_ok=True)
     save_npy(folder / "landmarks.npy", landmarks)
+    info.update(check_landmarks(dataset, landmarks, folder, name, impl.options()))
     write_json(folder / "landmarks.json", info)
     return info
 

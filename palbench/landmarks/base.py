@@ -88,8 +88,10 @@ def _open_image(path: Path) -> Iterator[PIL.Image.Image]:
 
 def load_image(path: Path) -> np.ndarray:
     """The stored image as uint8 RGB ``[H, W, 3]`` (no EXIF rotation: coordinates are of the stored pixels)."""
+    from palbench.data.images import to_rgb
+
     with _open_image(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return np.asarray(to_rgb(im), dtype=np.uint8)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from palbench.data.canonical import CLASSES, SPLITS
+from palbench.data.images import to_rgb
 from palbench.data.splits import draw_validation
 from palbench.errors import ConfigError, DataError
 
@@ -166,7 +167,7 @@ def open_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB")
+            return to_rgb(im)
     except FileNotFoundError:
         raise BadImage(f"{path}: image not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -294,4 +295,9 @@ def summary(out: str | os.PathLike, meta: dict) -> tuple[str, list[str]]:
     if meta.get("source") == "folder" and meta.get("subjects") is None:
         warnings.append("no subject column: splits are drawn per image, so one person can be in train and test "
                         "(add a 'subject' column, or name yours with --subject-col)")
+    align = meta.get("align") or {}
+    if align.get("no_face"):
+        what = "kept whole (letterboxed; trained without PAL)" if align["no_face_kept"] else "dropped"
+        warnings.append(f"no face found in {align['no_face']} image(s), e.g. {align['no_face_paths'][0]}: {what} "
+                        "(meta.json: align)")
     return line, warnings

@@ -1,0 +1,125 @@
+"""A user's own labelled photos, end to end: `palbench protocol new` + `dvc repro` from a folder the test makes
+(synthetic faces rendered large, scaled, rotated and pasted on backgrounds; a subject column; no `fear`
+photo), through import → align → landmarks → priors → train → aggregate → reports, with no hand edit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from palbench.cli import main
+from palbench.config.new import cpu_epochs, new_protocol, split_fractions
+from palbench.data.canonical import CLASSES
+from palbench.data.synth.photos import make_photo_folder
+from pipeline_project import BIN, commit, make_project, run
+
+REPORTS = ("claims", "layers", "ablation", "channels", "sensitivity", "confusion", "attributions", "comparison")
+
+
+@pytest.fixture(scope="module")
+def photo_project(tmp_path_factory):
+    """The project after `protocol new mine` (every study, 1 epoch, 2 seeds) and `dvc repro`."""
+    import torch
+
+    from palbench.models import build_model
+
+    root = make_project(tmp_path_factory.mktemp("photos") / "project")
+    make_photo_folder(root / "external" / "mine", subjects=10, classes=[c for c in CLASSES if c != "fear"], seed=0)
+    torch.manual_seed(0)
+    torch.save(build_model("vgg16_bn", width=0.125, num_classes=7).state_dict(), root / "external" / "start.pt")
+    commit(root, "photos")
+    res = run([str(BIN / "palbench"), "protocol", "new", "mine", "--folder", "external/mine/labels.csv",
+               "--weights", "external/start.pt", "--epochs", "1", "--seeds", "0,1",
+               "--studies", "comparison,ablation,channels,noise,layers"], root)
+    assert "next: palbench protocol mine && dvc repro" in res.stdout
+    run([str(BIN / "palbench"), "protocol", "mine"], root)
+    repro = run([str(BIN / "dvc"), "repro"], root, timeout=1200)
+    return root, repro
+
+
+def test_protocol_new_then_dvc_repro_renders_every_report(photo_project):
+    root, repro = photo_project
+    proto = yaml.safe_load((root / "benchmarks" / "protocols" / "mine.yaml").read_text())
+    assert proto["data"]["input"] == "external/mine" and proto["data"]["args"]["align"] == "dlib"
+    assert proto["landmarks"] == {"backend": "file"} and proto["train"]["weights"] == "external/start.pt"
+    meta = json.loads((root / "data" / "mine" / "meta.json").read_text())
+    assert meta["image_size"] == [112, 112] and meta["align"]["no_face"] <= 6  # 60 photos, dlib finds most faces
+    assert "subject-disjoint" in meta["subjects"]
+    assert sum(meta["counts"][s]["fear"] for s in ("train", "val", "test")) == 0
+    samples = pd.read_csv(root / "data" / "mine" / "samples.csv")
+    by_split = samples.groupby("split")["subject"].apply(set)
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
+    for name in REPORTS:
+        assert (root / "reports" / f"{name}.html").is_file(), name
+    index = (root / "reports" / "index.html").read_text()
+    assert "landmarks_sheet.png" in index and (root / "reports" / "figures" / "landmarks_sheet.png").is_file()
+    confusion = (root / "reports" / "confusion.html").read_text()
+    assert "absent" in confusion  # fear has no test image: shown as absent, not a crash or a 0 recall
+    runs = pd.read_csv(root / "results" / "runs.csv")
+    assert len(runs) == 2 * runs["config"].nunique() and runs["test_accuracy"].between(0, 1).all()
+
+
+def test_changing_one_photo_reimports(photo_project):
+    """The images folder is the dataset stage's dependency (not only the CSV)."""
+    root, _ = photo_project
+    status = run([str(BIN / "dvc"), "status", "dataset"], root).stdout
+    assert "up to date" in status or status.strip() == ""
+    photo = next((root / "external" / "mine" / "photos").rglob("*.png"))
+    data = photo.read_bytes()
+    try:
+        photo.write_bytes(data + b"\0")  # same image, different bytes
+        assert "dataset" in run([str(BIN / "dvc"), "status", "dataset"], root).stdout
+    finally:
+        photo.write_bytes(data)
+
+
+# ---------------------------------------------------------------- protocol new: sizing and bad input
+
+
+def test_split_shares_give_val_and_test_subjects():
+    assert split_fractions(1000, 100) == (0.8, 0.1, 0.1)
+    assert split_fractions(60, 10) == (0.6, 0.2, 0.2)  # 2 subjects each for val and test
+    assert split_fractions(500, None) == (0.8, 0.1, 0.1)
+    with pytest.raises(Exception, match="3 subjects: too few"):
+        split_fractions(30, 3)
+
+
+def test_epochs_follow_the_cpu_budget():
+    small = cpu_epochs(200, "vgg16_bn", 0.125, 64, runs=6, budget_minutes=15)
+    large = cpu_epochs(20000, "vgg16_bn", 0.125, 64, runs=6, budget_minutes=15)
+    assert small > large >= 1 and small <= 60
+    assert cpu_epochs(5000, "vgg16_bn", 0.125, 64, 6, 30) >= 2 * cpu_epochs(5000, "vgg16_bn", 0.125, 64, 6, 15) - 1
+
+
+def test_protocol_new_defaults_to_the_synthetic_faces_pretraining(tmp_path):
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    proto, header = new_protocol("p", tmp_path / "external" / "p" / "labels.csv", root=tmp_path)
+    assert proto["train"]["weights"] == "pretrain/synth-faces/weights.pt"
+    assert proto["pretraining"]["synth-faces"]["train"]["arch"] == proto["train"]["arch"]
+    assert proto["data"]["input"] == "external/p" and "6 subjects" in header
+    assert list(proto["studies"]) == ["comparison"] and proto["priors"]["landmark_noise"] == [0]
+
+
+@pytest.mark.parametrize("problem", ["missing csv", "unknown study", "exists", "project folder"])
+def test_protocol_new_bad_input_is_one_line_exit_2(problem, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    args = ["protocol", "new", "p", "--folder", "external/p/labels.csv"]
+    if problem == "missing csv":
+        args[-1] = "external/p/nope.csv"
+    elif problem == "unknown study":
+        args += ["--studies", "comparison,decoys"]
+    elif problem == "exists":
+        assert main(args) == 0
+        capsys.readouterr()
+    else:
+        args += ["--images-root", "."]
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("palbench: error:"), err
+    if problem != "exists":
+        assert not (tmp_path / "benchmarks" / "protocols" / "p.yaml").exists()
