@@ -636,15 +636,28 @@ def guessing_margin(level: float, n: int) -> float:
     return 2 * math.sqrt(level * (1 - level) / n)
 
 
+def reaches_chance(ci_low, mean, level: float, n_test: int | None) -> np.ndarray:
+    """The one at-chance rule (claims caveat, report tables): a configuration's accuracy is indistinguishable
+    from guessing when the 95% interval of its mean over seeds reaches ``level`` (the larger of 1/K and the
+    majority class's share); with one seed (no interval), when its mean is within two binomial standard
+    errors of ``level`` on ``n_test`` images (2 points when unknown). Arrays ``[n]`` in, bool ``[n]`` out."""
+    margin = guessing_margin(level, n_test) if n_test else 0.02
+    ci_low, mean = np.asarray(ci_low, dtype=float), np.asarray(mean, dtype=float)
+    return np.where(np.isfinite(ci_low), ci_low, mean - margin) <= level
+
+
 def chance_configs(table: pd.DataFrame, runs: pd.DataFrame, n_classes: int, n_test: int | None = None,
-                   metric: str = "test_accuracy") -> tuple[list[str], float, float]:
-    """``(configurations, chance, margin)``: the configurations the tested parts read whose mean accuracy is
-    at most ``chance + margin``, with chance = 1/K and margin two binomial standard errors of a guessing
-    classifier on ``n_test`` images (2 points when unknown)."""
-    chance = 1.0 / n_classes
-    margin = guessing_margin(chance, n_test) if n_test else 0.02
-    means = runs.groupby("config")[metric].mean()
-    return [c for c in tested_configs(table) if c in means and means[c] <= chance + margin], chance, margin
+                   metric: str = "test_accuracy", level: float | None = None) -> tuple[list[str], float]:
+    """``(configurations, level)``: the configurations the tested parts read whose accuracy over seeds is at
+    chance (:func:`reaches_chance`), with ``level`` the guessing level (default 1/K; the reports pass the
+    larger of 1/K and the majority share)."""
+    from palbench.results import summarize
+
+    level = 1.0 / n_classes if level is None else level
+    stats = {c: summarize(g[metric].to_numpy(float)) for c, g in runs.groupby("config")}
+    tested = [c for c in tested_configs(table) if c in stats]
+    flags = reaches_chance([stats[c]["ci_low"] for c in tested], [stats[c]["mean"] for c in tested], level, n_test)
+    return [c for c, f in zip(tested, flags) if f], level
 
 
 def tested_configs(table: pd.DataFrame) -> list[str]:
@@ -655,7 +668,7 @@ def tested_configs(table: pd.DataFrame) -> list[str]:
 
 
 def caveats(table: pd.DataFrame, runs: pd.DataFrame, params: Mapping, n_classes: int, n_test: int | None = None,
-            metric: str = "test_accuracy") -> list[str]:
+            metric: str = "test_accuracy", level: float | None = None) -> list[str]:
     """Plain sentences on what limits the verdicts: a single seed, studies the protocol lacks, accuracy at
     chance level (:func:`chance_configs`)."""
     notes = []
@@ -669,12 +682,13 @@ def caveats(table: pd.DataFrame, runs: pd.DataFrame, params: Mapping, n_classes:
         notes.append(f"Protocol {params.get('protocol', '?')} has no {', '.join(f'`{s}`' for s in lacking)} "
                      f"stud{'ies' if len(lacking) > 1 else 'y'}"
                      + (f"; not tested: claim{'s' if len(ids) > 1 else ''} {', '.join(ids)}." if ids else "."))
-    at_chance, chance, margin = chance_configs(table, runs, n_classes, n_test, metric)
+    at_chance, level = chance_configs(table, runs, n_classes, n_test, metric, level)
     tested = tested_configs(table)
     if at_chance:
         every = len(at_chance) == len(tested)
-        level = f"at chance level (mean test accuracy at most {100 * (chance + margin):.1f}%, 1/{n_classes} = " \
-                f"{100 * chance:.1f}% plus two standard errors of guessing)"
+        what = "1/K" if abs(level - 1 / n_classes) < 1e-12 else "the majority class's share"
+        level = (f"at chance level (the 95% interval of the test accuracy over seeds reaches {100 * level:.1f}%, "
+                 f"{what}; guessing scores that)")
         notes.append(f"Every configuration compared is {level}: the differences are noise and the verdicts say "
                      "nothing about PAL." if every else
                      f"{len(at_chance)} of {len(tested)} configurations compared are {level}: "

@@ -483,6 +483,8 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--epochs", type=int, help="fixed epochs instead of the budget's")
     n.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                    help="crop the photos to their faces (default) or train them whole")
+    n.add_argument("--transfer", action="append", default=[], metavar="OTHER.csv",
+                   help="labels CSV of another photo folder to test the runs on (cross-dataset; repeatable)")
     n.add_argument("--force", action="store_true", help="replace an existing protocol file")
 
     def run(args: argparse.Namespace) -> int:
@@ -527,12 +529,37 @@ def _new_protocol(args: argparse.Namespace) -> int:
     proto, header = new_protocol(
         args.new_name, args.folder, images_root=args.images_root, backbone=args.backbone, weights=args.weights,
         studies=[s.strip() for s in args.studies.split(",") if s.strip()], seeds=seeds,
-        budget_minutes=args.budget_minutes, epochs=args.epochs, align=args.align,
+        budget_minutes=args.budget_minutes, epochs=args.epochs, align=args.align, transfer=args.transfer,
     )  # fmt: skip
     path = write_new_protocol(proto, header, force=args.force)
     print(header.rstrip().replace("# ", "  "))
     print(f"palbench protocol new: -> {path}; next: palbench protocol {args.new_name} && dvc repro")
     return 0
+
+
+def _add_transfer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transfer", help="test the runs of a study on another dataset (the protocol's transfer "
+                                        "entry NAME): transfer/NAME/runs.csv, summary.csv")
+    p.add_argument("name", help="an entry of the params file's `transfer` section")
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--runs", default="runs", help="folder of the run folders (default: runs)")
+    p.add_argument("--data", help="dataset B (default: data/NAME)")
+    p.add_argument("--out", help="output folder (default: transfer/NAME)")
+
+    def run(args: argparse.Namespace) -> int:
+        from palbench.config import read_params
+        from palbench.transfer import transfer_study
+
+        summary = transfer_study(read_params(args.params), args.name, args.runs, args.data, args.out)
+        out = args.out or f"transfer/{args.name}"
+        for _, row in summary.iterrows():
+            diff = "" if row["config"] == "baseline" else f", {row['diff'] * 100:+.1f} points vs baseline"
+            print(f"palbench transfer {args.name}: {row['config']}: accuracy {row['mean'] * 100:.1f}% "
+                  f"(n={int(row['n'])} seeds{diff}); on the training dataset {row['test_accuracy_mean'] * 100:.1f}%")
+        print(f"palbench transfer: -> {out}/runs.csv, {out}/summary.csv")
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def _add_aggregate(sub: argparse._SubParsersAction) -> None:
@@ -583,7 +610,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_layers, _add_landmarks, _add_import, _add_align, _add_priors, _add_synth, _add_pretrain, _add_train,
-    _add_evaluate, _add_predict, _add_export, _add_protocol, _add_aggregate, _add_report,
+    _add_evaluate, _add_predict, _add_export, _add_protocol, _add_transfer, _add_aggregate, _add_report,
 ]  # fmt: skip
 
 

@@ -104,9 +104,11 @@ def _stages() -> dict[str, tuple[str, list[str]]]:
 
     out = {}
     for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        # foreach stages: ${item.*} from the first item of the default params (every item runs the same command)
+        # foreach stages: ${item.*} from the first item of the default params (every item runs the same command);
+        # without one (the default protocol has no `transfer` entry), the `data` section: an entry that makes a
+        # dataset is made like it (command, input, args)
         items = list((params.get(stage["foreach"][2:-1]) or {}).values()) if "foreach" in stage else []
-        item = items[0] if items else None
+        item = items[0] if items else params["data"]
         stage = stage.get("do", stage)
         cmd = re.sub(r"\$\{([\w.]+)\}", lambda m: scalar(m, item), stage["cmd"])
         out[name] = (cmd, [str(d) for d in stage.get("deps", [])])

@@ -29,12 +29,16 @@ def photo_project(tmp_path_factory):
 
     root = make_project(tmp_path_factory.mktemp("photos") / "project")
     make_photo_folder(root / "external" / "mine", subjects=10, classes=[c for c in CLASSES if c != "fear"], seed=0)
+    # Dataset B for the transfer study: other people, with fear (never trained on) and without disgust.
+    make_photo_folder(root / "external" / "other", subjects=6, classes=[c for c in CLASSES if c != "disgust"],
+                      seed=9)
     torch.manual_seed(0)
     torch.save(build_model("vgg16_bn", width=0.125, num_classes=7).state_dict(), root / "external" / "start.pt")
     commit(root, "photos")
     res = run([str(BIN / "palbench"), "protocol", "new", "mine", "--folder", "external/mine/labels.csv",
                "--weights", "external/start.pt", "--epochs", "1", "--seeds", "0,1",
-               "--studies", "comparison,ablation,channels,noise,layers"], root)
+               "--studies", "comparison,ablation,channels,noise,layers", "--transfer", "external/other/labels.csv"],
+              root)
     assert "next: palbench protocol mine && dvc repro" in res.stdout
     run([str(BIN / "palbench"), "protocol", "mine"], root)
     repro = run([str(BIN / "dvc"), "repro"], root, timeout=1200)
@@ -61,6 +65,23 @@ def test_protocol_new_then_dvc_repro_renders_every_report(photo_project):
     assert "absent" in confusion  # fear has no test image: shown as absent, not a crash or a 0 recall
     runs = pd.read_csv(root / "results" / "runs.csv")
     assert len(runs) == 2 * runs["config"].nunique() and runs["test_accuracy"].between(0, 1).all()
+
+
+def test_transfer_tests_the_comparison_runs_on_the_other_photos(photo_project):
+    """Train on A, test on B: B's fear photos (a class A lacks) are dropped and counted, disgust (a class B
+    lacks) is absent; the comparison report shows the table."""
+    root, _ = photo_project
+    runs = pd.read_csv(root / "transfer" / "other" / "runs.csv")
+    assert len(runs) == 2 * 2  # baseline and PAL x 2 seeds
+    assert (runs["dropped_untrained"] > 0).all() and runs["absent_classes"].str.contains("disgust").all()
+    assert runs["transfer_accuracy"].between(0, 1).all() and runs["test_accuracy"].notna().all()
+    meta = json.loads((root / "data" / "other" / "meta.json").read_text())
+    assert sum(meta["counts"]["test"].values()) == runs["n"].iloc[0] + runs["dropped_untrained"].iloc[0]
+    summary = pd.read_csv(root / "transfer" / "other" / "summary.csv")
+    assert list(summary["config"]) == ["baseline", "pal"] and summary["n"].tolist() == [2, 2]
+    html = (root / "reports" / "comparison.html").read_text()
+    assert "Tested on another dataset" in html and "Trained on mine, tested on other" in html
+    assert (root / "reports" / "tables" / "transfer_other.csv").is_file()
 
 
 def test_changing_one_photo_reimports(photo_project):

@@ -102,6 +102,11 @@ def _proto(**changes):
         ({"seeds": [0, 0]}, "repeated seed"),
         ({"seeds": []}, "seeds: expected a non-empty list"),
         ({"data": {"name": "a/b", "command": "synth", "input": ".", "args": {}}}, "data.name"),
+        ({"transfer": {"b": {"command": "synth", "input": ".", "args": {}, "study": "decoys"}}},
+         "transfer.b.study: 'decoys' is not a study"),
+        ({"transfer": {"b": {"command": "synth", "args": {}}}}, "transfer.b: expected the keys command, input, args"),
+        ({"transfer": {"b": {"command": "synth", "input": ".", "args": {}, "split": "dev"}}}, "transfer.b.split"),
+        ({"transfer": {"smoke": {"command": "synth", "input": ".", "args": {}}}}, "transfer.smoke: expected a dataset"),
     ],
 )
 def test_bad_protocols_name_the_key(change, needle):

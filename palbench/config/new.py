@@ -31,11 +31,14 @@ from palbench.config.protocol import expand_runs, validate_protocol
 from palbench.errors import ConfigError, DataError
 
 #: Backbones ``protocol new`` sizes: width (channels x width; a narrow network for CPUs), input size, PAL layer
-#: (the last conv block before the 1/8-resolution pooling, like the paper's conv10 of VGG16).
+#: (the last conv block before the 1/8-resolution pooling, like the paper's conv10 of VGG16). 48 px: the
+#: built-in benchmark's pretraining recipe (12 epochs at lr 1e-3) learns there (val 67.8-71.2% on two
+#: machines); at 64 px the same recipe stayed at chance (train CE 1.945 after 12 epochs,
+#: benchmarks/calibration/photos_start_64px.md), so the photos are trained at the size their start learned.
 BACKBONES: dict[str, dict[str, Any]] = {
-    "vgg16_bn": {"width": 0.125, "size": 64, "layer": "conv10"},
-    "vgg16": {"width": 0.125, "size": 64, "layer": "conv10"},
-    "resnet50": {"width": 0.25, "size": 64, "layer": "layer2.3"},
+    "vgg16_bn": {"width": 0.125, "size": 48, "layer": "conv10"},
+    "vgg16": {"width": 0.125, "size": 48, "layer": "conv10"},
+    "resnet50": {"width": 0.25, "size": 48, "layer": "layer2.3"},
 }
 #: Seconds per training image and epoch (forward, PAL backward, one val pass) at width 0.25 and 112 px on a
 #: 2-core CPU (benchmarks/speed/results/train_step_*.md: CE+PAL steps of 14 ms/image for VGG16, 22 for
@@ -139,6 +142,7 @@ def new_protocol(
     budget_minutes: float = 15.0,
     epochs: int | None = None,
     align: bool = True,
+    transfer: list[str | os.PathLike] | None = None,
     root: str | os.PathLike = ".",
 ) -> tuple[dict, str]:
     """The protocol for the photos listed in ``folder`` (a CSV) and the comment block that heads its file.
@@ -154,6 +158,8 @@ def new_protocol(
         budget_minutes: CPU minutes the training stages may take (sets the epochs).
         epochs: fixed epochs instead of the budget's.
         align: crop the photos to their faces (default); else train whole photos.
+        transfer: labels CSVs of other photo folders to test the runs on (a ``transfer`` entry each, named
+            after the CSV's folder; most of their photos go to the test split).
         root: the project folder (paths inside it are written relative to it).
     """
     import re
@@ -179,14 +185,13 @@ def new_protocol(
     seeds = seeds or [0, 1, 2]
     n_train = round(n_rows * (fractions[0] if fractions else 0.8))
     fixed = epochs is not None
+    aligning = {"align": "dlib", "crop_size": CROP_SIZE, "margin": MARGIN, "drop_no_face": False} if align else {}
     args: dict[str, Any] = {}
     if images_root is not None:
         args["images_root"] = _project_path(images, root)
     if fractions:
         args["fractions"] = ",".join(str(f) for f in fractions)
-    args.update({"seed": 0, "workers": 1})
-    if align:
-        args.update({"align": "dlib", "crop_size": CROP_SIZE, "margin": MARGIN, "drop_no_face": False})
+    args.update({"seed": 0, "workers": 1, **aligning})
     train = {"arch": backbone, "width": spec["width"], "weights": weights or "pretrain/synth-faces/weights.pt",
              "size": spec["size"], "epochs": epochs or 1, "batch_size": 32, "lr": 0.0005 if weights is None else 0.0002,
              "lr_power": 0.9, "balanced": False, "augment": True, "layer": spec["layer"], "method": "grad_input",
@@ -211,6 +216,8 @@ def new_protocol(
         "studies": {s: STUDIES[s] for s in studies},
         "reports": {"n_images": 7, **({"landmark_noise": 4} if 4 in noise else {})},  # Fig. 4-5's σ
     })
+    if transfer:
+        proto["transfer"] = _transfer_entries(transfer, name, studies[0], aligning, root)
     n_configs = sum(len(group) for group in expand_runs(proto).values())
     if not fixed:
         epochs = train["epochs"] = cpu_epochs(n_train, backbone, spec["width"], spec["size"], n_configs * len(seeds),
@@ -226,10 +233,41 @@ def new_protocol(
         "import -> " + ("align (dlib, face crops) -> landmarks (the moved points)" if align else "landmarks (dlib)")
         + " -> priors -> train -> aggregate -> reports.",
         f"epochs: {sized}.",
+        *([f"transfer: the comparison runs are also tested on {', '.join(proto['transfer'])} (other photos)."]
+          if transfer else []),
         "Starting point: " + (f"{weights}." if weights else
                               "the synthetic-faces pretraining (faces, not your photos' people or kind of image)."),
     ]
     return proto, "".join(f"# {line}\n" for line in header_lines)
+
+
+def holdout_fractions(n_rows: int, subjects: int | None) -> tuple[float, float, float]:
+    """Shares of a dataset only tested on (a ``transfer`` entry): most of it in test, train and val each one
+    subject (or 5% of the photos without subjects), as every split must hold an image."""
+    units = subjects or n_rows
+    if units < 3:
+        raise DataError(f"{units} {'subjects' if subjects else 'photos'}: too few for train, val and test splits")
+    share = round(max(0.05, 1 / units + 1e-3), 3) if subjects else 0.05
+    return share, share, round(1 - 2 * share, 3)
+
+
+def _transfer_entries(csvs: list, name: str, study: str, aligning: dict, root: Path) -> dict[str, dict]:
+    """``transfer`` entries for the labels CSVs ``csvs``, named after their folders."""
+    import re
+
+    entries: dict[str, dict] = {}
+    for csv_path in map(Path, csvs):
+        n_rows, subjects, header = read_labels(csv_path)
+        key = re.sub(r"[^A-Za-z0-9_-]+", "-", csv_path.resolve().parent.name).strip("-") or "other"
+        while key == name or key in entries:
+            key += "-b"
+        args: dict[str, Any] = {}
+        if "split" not in header:
+            args["fractions"] = ",".join(str(f) for f in holdout_fractions(n_rows, subjects))
+        entries[key] = {"command": f"import folder {_project_path(csv_path, root)}",
+                        "input": _project_path(_input_folder(csv_path, csv_path.parent, root), root),
+                        "args": {**args, "seed": 0, "workers": 1, **aligning}, "study": study, "split": "test"}
+    return entries
 
 
 def write_new_protocol(proto: dict, header: str, root: str | os.PathLike = ".", force: bool = False) -> Path:

@@ -97,6 +97,7 @@ def validate_protocol(proto: Any, where: str) -> None:
                           f"'torchrun --nproc_per_node 8 -m palbench.cli'")
     _check_data(proto["data"], where)
     _check_pretraining(proto, where)
+    _check_transfer(proto, where)
     _check_seeds(proto["seeds"], where)
     for section in ("priors", "train", "reports"):
         if not isinstance(proto.get(section) or {}, dict):
@@ -151,6 +152,36 @@ def _check_pretraining(proto: Mapping, where: str) -> None:
     if str(weights).startswith("pretrain/") and weights not in made:
         raise ConfigError(f"{where}: train.weights {weights!r}: no pretraining writes it; expected one of "
                           f"{', '.join(sorted(made)) or '(no pretraining entry)'}")
+
+
+#: ``transfer.<name>`` keys: how dataset B is made (as ``data``), and optionally the study whose runs are tested
+#: on it and the split (:mod:`palbench.transfer`).
+TRANSFER_KEYS = ("command", "input", "args")
+TRANSFER_OPTIONAL = {"study": "comparison", "split": "test"}
+
+
+def _check_transfer(proto: Mapping, where: str) -> None:
+    """The optional ``transfer`` section: ``{dataset name: {command, input, args[, study][, split]}}``, one
+    ``transfer_data`` + ``transfer`` stage per entry (train on the protocol's data, test on this one)."""
+    entries = proto.get("transfer") or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{where}: transfer: expected a mapping of dataset name -> {{{', '.join(TRANSFER_KEYS)}}}")
+    taken = {proto["data"]["name"], *(proto.get("pretraining") or {})}
+    for name, entry in entries.items():
+        key = f"{where}: transfer.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)) or name in taken:
+            raise ConfigError(f"{key}: expected a dataset name of letters, digits, '-' or '_' other than "
+                              f"{', '.join(sorted(taken))}")
+        if not isinstance(entry, dict) or not set(TRANSFER_KEYS) <= set(entry) or \
+                set(entry) - set(TRANSFER_KEYS) - set(TRANSFER_OPTIONAL):
+            raise ConfigError(f"{key}: expected the keys {', '.join(TRANSFER_KEYS)} and optionally "
+                              f"{', '.join(TRANSFER_OPTIONAL)}")
+        study = entry.get("study", TRANSFER_OPTIONAL["study"])
+        if study not in (proto.get("studies") or {}):
+            raise ConfigError(f"{key}.study: {study!r} is not a study of this protocol "
+                              f"({', '.join(proto.get('studies') or {}) or 'none'})")
+        if entry.get("split", "test") not in ("train", "val", "test"):
+            raise ConfigError(f"{key}.split: {entry['split']!r}; expected train, val or test")
 
 
 def _check_seeds(seeds: Any, where: str) -> None:
@@ -311,6 +342,7 @@ def params_from_protocol(proto: Mapping) -> dict:
     body = {k: proto[k] for k in proto if k != "runs"}
     body.setdefault("launcher", DEFAULT_LAUNCHER)
     body.setdefault("pretraining", {})  # dvc.yaml's pretrain stages iterate over it (none for an empty one)
+    body.setdefault("transfer", {})  # and its transfer stages
     body.setdefault("reports", {})  # notebook parameters (palbench.reports); dvc.yaml's reports stage reads it
     return {**body, "runs": expand_runs(proto)}
 

@@ -40,6 +40,8 @@ from palbench.reports.paper import (
     recall_table,
     dataset_column,
     paper_improvement,
+    show_transfer,
+    transfer_tables,
 )
 from palbench.reports.project import (
     NOTEBOOKS,
@@ -89,5 +91,5 @@ __all__ = [
     "plot_layers", "plot_noise", "plot_noisy_priors", "prediction_table", "Project", "read_preview", "read_runs",
     "read_study", "recall_table", "refuse_renamed", "ReportError", "require_study", "row_normalise", "save_figure",
     "save_table", "select_images", "show_header", "show_headline", "split_size", "study_backbone",
-    "study_catalogue", "study_title", "versus_clean",
+    "study_catalogue", "study_title", "versus_clean", "show_transfer", "transfer_tables",
 ]  # fmt: skip

@@ -173,13 +173,18 @@ def chance_levels(project: Project) -> dict | None:
     """What guessing scores on the evaluated split (the dataset's meta.json counts): ``chance`` = 1/K over
     the K classes, ``majority`` = the share of its largest class (``majority_class``), ``level`` = the larger
     of the two, ``n`` images; ``None`` when the counts are unknown."""
-    meta = project.path("data", project.data_name, "meta.json")
-    counts = json.loads(meta.read_text()).get("counts", {}).get(project.split, {}) if meta.is_file() else {}
+    return dataset_levels(project.path("data", project.data_name, "meta.json"), project.split,
+                          len(class_names(project)))
+
+
+def dataset_levels(meta: Path, split: str, n_classes: int) -> dict | None:
+    """:func:`chance_levels` of ``split`` of the dataset whose ``meta.json`` is ``meta`` (``None`` without it)."""
+    counts = json.loads(meta.read_text()).get("counts", {}).get(split, {}) if meta.is_file() else {}
     n = sum(counts.values())
     if not n:
         return None
     top = max(counts, key=counts.get)
-    levels = {"chance": 1 / len(class_names(project)), "majority": counts[top] / n, "majority_class": top, "n": n}
+    levels = {"chance": 1 / n_classes, "majority": counts[top] / n, "majority_class": top, "n": n}
     return {**levels, "level": max(levels["chance"], levels["majority"])}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palbench.claims import c1_name, channels_name, guessing_margin  # shared with the claims report
+from palbench.claims import c1_name, channels_name, reaches_chance  # shared with the claims report
 from palbench.reports.project import Project, ReportError, arch_name, chance_levels
 
 STAT_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "n_pairs")
@@ -115,17 +115,12 @@ def comparison_text(row: pd.Series, label: str = "PAL − baseline") -> str:
 
 
 def at_chance(table: pd.DataFrame, levels: dict | None) -> np.ndarray:
-    """Per row of a study table: is its accuracy indistinguishable from guessing? Its 95% CI reaches
-    ``levels["level"]`` (:func:`palbench.reports.project.chance_levels`: the larger of 1/K and the majority
-    class's share); with one seed (no CI), its mean is within two binomial standard errors of it. All False
-    when ``levels`` is None."""
+    """Per row of a study table: is its accuracy indistinguishable from guessing? The claims report's rule
+    (:func:`palbench.claims.reaches_chance`) at ``levels["level"]`` (:func:`palbench.reports.project.chance_levels`:
+    the larger of 1/K and the majority class's share). All False when ``levels`` is None."""
     if levels is None:
         return np.zeros(len(table), bool)
-    c = levels["level"]
-    margin = guessing_margin(c, levels["n"])
-    low = np.where(np.isfinite(table["ci_low"].to_numpy(float)), table["ci_low"].to_numpy(float),
-                   table["mean"].to_numpy(float) - margin)
-    return low <= c
+    return reaches_chance(table["ci_low"], table["mean"], levels["level"], levels["n"])
 
 
 def stats_columns(table: pd.DataFrame, levels: dict | None = None) -> pd.DataFrame:
