@@ -183,3 +183,23 @@ def test_a_folder_without_any_face_is_one_line_exit_2_nothing_written(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no face found in any of its 12 images" in err[0]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+@pytest.mark.parametrize("problem, needle", [
+    ("missing image", "photos/s009/gone.png: image not found"),
+    ("label outside the classes", "unknown label 'contempt'"),
+])
+def test_bad_photo_folders_are_one_line_exit_2_nothing_written(photos, tmp_path, capsys, problem, needle):
+    root, table = photos
+    rows = table.copy()
+    if problem == "missing image":
+        rows.loc[len(rows)] = {"path": "photos/s009/gone.png", "label": "anger", "subject": "person009"}
+    else:
+        rows.loc[3, "label"] = "contempt"
+    csv = root / f"labels_{problem.replace(' ', '_')}.csv"
+    rows.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    code = main(["import", "folder", str(csv), str(out), "--align", "dlib", "--fractions", "0.5,0.25,0.25"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
