@@ -217,15 +217,27 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoy-strength", type=float, help="decoy opacity in (0, 1] (default: 1.0)")
     p.add_argument("--decoy-p-test", type=float, help="P(decoy) in test, colour = random class (default: 1.0)")
     p.add_argument("--decoy-size", type=float, help="decoy side / image side, (0, 0.15] (default: 0.125)")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+                   help="crop each face from its exact landmarks as `import folder --align` crops photos (the "
+                        "framing of aligned photos; needs --decoy-p 0 --decoy-p-test 0)")
+    _add_crop_options(p)
 
     def run(args: argparse.Namespace) -> int:
         from palbench.data.synth import generate
 
+        if args.align and (args.decoy_p != 0 or args.decoy_p_test != 0):
+            raise ConfigError("synth --align: the crop leaves out the decoy square beside the face; pass "
+                              "--decoy-p 0 --decoy-p-test 0")
         names = ("n_train", "n_val", "n_test", "size", "seed", "decoy_p", "decoy_strength", "decoy_p_test", "decoy_size")
         meta = generate(args.out, **{k: getattr(args, k) for k in names if getattr(args, k) is not None})
+        if args.align:
+            from palbench.data.align import align_faces
+
+            meta = align_faces(args.out, args.out, "truth", args.crop_size, args.margin)
         n = {s: sum(meta["counts"][s].values()) for s in ("train", "val", "test")}
         print(f"{args.out}: {meta['n_samples']} synthetic images {meta['image_size'][0]}px "
-              f"(train {n['train']}, val {n['val']}, test {n['test']}), decoy p={meta['decoy']['p_train_val']}")
+              f"(train {n['train']}, val {n['val']}, test {n['test']}), decoy p={meta['decoy']['p_train_val']}"
+              + (", face crops" if args.align else ""))
         return 0
 
     p.set_defaults(func=run)

@@ -203,3 +203,19 @@ def test_bad_photo_folders_are_one_line_exit_2_nothing_written(photos, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_synth_align_frames_the_faces_like_the_photos(tmp_path, capsys):
+    """`synth --align`: the built-in faces cropped from their exact landmarks (the protocol new pretraining)."""
+    whole, crops = tmp_path / "whole", tmp_path / "crops"
+    common = ["--n-train", "7", "--n-val", "7", "--n-test", "7", "--size", "96", "--decoy-p", "0", "--decoy-p-test", "0"]
+    assert main(["synth", str(whole), *common]) == 0
+    assert main(["synth", str(crops), *common, "--align", "--crop-size", "64"]) == 0
+    meta = json.loads((crops / "meta.json").read_text())
+    assert meta["image_size"] == [64, 64] and meta["align"]["no_face"] == 0
+    assert meta["align"]["landmarks"]["backend"] == "truth"
+    truth, moved = np.load(whole / "provided_landmarks.npy"), np.load(crops / "provided_landmarks.npy")
+    for i in range(len(truth)):
+        np.testing.assert_allclose(moved[i], move_points(truth[i], crop_matrix(truth[i], 64)), atol=1e-3)
+    assert main(["synth", str(tmp_path / "decoy"), *common[:-4], "--align"]) == 2
+    assert "--decoy-p 0 --decoy-p-test 0" in capsys.readouterr().err

@@ -121,6 +121,7 @@ def test_protocol_new_defaults_to_the_synthetic_faces_pretraining(tmp_path):
     proto, header = new_protocol("p", tmp_path / "external" / "p" / "labels.csv", root=tmp_path)
     assert proto["train"]["weights"] == "pretrain/synth-faces/weights.pt"
     assert proto["pretraining"]["synth-faces"]["train"]["arch"] == proto["train"]["arch"]
+    assert proto["pretraining"]["synth-faces"]["args"]["align"] is True  # framed like the photos
     assert proto["data"]["input"] == "external/p" and "6 subjects" in header
     assert list(proto["studies"]) == ["comparison"] and proto["priors"]["landmark_noise"] == [0]
 
