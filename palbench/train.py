@@ -90,7 +90,7 @@ def prepare(cfg: TrainConfig, dataset: CanonicalDataset | None = None):
     model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width)
     if cfg.weights is not None:
         load_weights(model, cfg.weights)
-    resolve_layer(model, cfg.layer)  # unknown layer: error listing the valid ones
+    resolve_layer(model, cfg.layer, cfg.size)  # unknown layer, or one without a spatial map: error listing valid ones
     if cfg.dropout is not None:
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):

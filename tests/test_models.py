@@ -154,8 +154,45 @@ def test_catalogue_of_user_built_torchvision_models() -> None:
     r18 = torchvision.models.resnet18(num_classes=3)
     cat = layer_catalogue(r18)
     assert list(cat)[:4] == ["stem", "layer1.0", "layer1.1", "layer1"] and list(cat)[-1] == "layer4"
-    with pytest.raises(ConfigError, match="VGG and ResNet"):
-        layer_catalogue(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+    # Any other network: its modules with a spatial output, by module path, in forward order.
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    assert list(layer_catalogue(seq)) == ["0", "1", "2"]
+    with pytest.raises(ConfigError, match="no submodule outputs a spatial map"):
+        layer_catalogue(nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2)))
+
+
+def test_layer_by_module_path_is_the_same_map() -> None:
+    """``--layer`` takes a module path: VGG ``features.32`` is conv10 of vgg16_bn; a path inside a ResNet block;
+    a torchvision model palbench has no names for (EfficientNet-B0) captured at a middle block, in the graph.
+    (Not MobileNetV3: its Hardsigmoid has no double backward in torch 2.14, so no PAL term can train through it.)"""
+    m = _build("vgg16_bn", width=0.125).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with capture(m, "conv10") as a, capture(m, "features.32") as b:
+        m(x)
+    assert resolve_layer(m, "features.32") is resolve_layer(m, "conv10") and torch.equal(a.features, b.features)
+    r = _build("resnet50", width=0.125).eval()
+    with capture(r, "layer3.1.conv2") as c:
+        r(torch.randn(1, 3, 64, 64))
+    assert c.features.shape[1] == r.layer3[1].conv2.out_channels
+    net = torchvision.models.efficientnet_b0(num_classes=7)
+    paths = list(layer_catalogue(net, size=64))
+    assert "features.4" in paths and "classifier.1" not in paths
+    with capture(net, "features.4") as d:
+        logits = net(torch.randn(2, 3, 64, 64))
+    (g,) = torch.autograd.grad(logits.sum(), d.features, create_graph=True)
+    (g * d.features).mean().backward()  # the PAL term's second order reaches the layers below
+    assert net.features[0][0].weight.grad.abs().sum() > 0
+
+
+def test_a_path_without_a_spatial_output_is_refused_with_the_valid_ones() -> None:
+    m = _build("vgg16", width=0.125)
+    with pytest.raises(ConfigError) as e:
+        resolve_layer(m, "classifier.0", size=32)
+    msg = str(e.value)
+    assert "not a spatial map" in msg and "conv1, conv2" in msg and "features.0" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="not a spatial map"):
+        with capture(m, "classifier.0"):
+            m(torch.randn(1, 3, 32, 32))
 
 
 # ------------------------------------------------------------------------------------------------- capture

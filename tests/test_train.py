@@ -127,7 +127,7 @@ def test_epoch_order_seeded_and_balanced():
 @pytest.mark.parametrize(
     "extra,msg",
     [
-        (["--layer", "conv99"], "layer 'conv99': expected one of conv1, conv2"),
+        (["--layer", "conv99"], "layer 'conv99': no such layer or module path; expected one of conv1, conv2"),
         (["--c1", "1.5"], "c1 must be in (0, 1]"),
         (["--c1", "0"], "c1 must be in (0, 1]"),
         (["--method", "saliency"], "unknown attribution method 'saliency'"),

@@ -8,6 +8,8 @@ Names (ordered input → output):
 * ResNet (any torchvision ``ResNet``): ``stem`` (the ReLU after ``conv1``/``bn1``, before the max-pool),
   then for each stage ``layerS.0`` … ``layerS.(n-1)`` (each block's output, post-ReLU) followed by
   ``layerS`` (the stage output — the same tensor as its last block's output).
+* Any other network, and any layer of these by its module path (``features.21``, ``layer3.1.relu``): the
+  modules whose output is a spatial map ``[B, C, H, W]`` (:func:`spatial_modules`).
 
 :func:`capture` hooks one of these modules so that the map of a forward stays in that forward's autograd
 graph (not detached), which is what eq. 2–3 differentiate.
@@ -61,26 +63,83 @@ def unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
-def layer_catalogue(model: nn.Module) -> dict[str, nn.Module]:
-    """``{name: module}`` of the PAL layers of a torchvision VGG or ResNet, ordered input → output.
+def layer_catalogue(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+    """``{name: module}`` of the PAL layers of a model, ordered input → output.
 
-    Each module's forward output is the layer's post-activation map ``[B, C, H, W]``. DDP / DataParallel /
-    ``torch.compile`` wrappers are looked through.
+    A torchvision VGG or ResNet gets the paper's names (module doc). Any other network gets every module
+    whose output is a spatial map ``[B, C, H, W]`` for a ``[1, 3, size, size]`` input, named by its module
+    path (``features.7.2``), in the order their forwards finish (:func:`spatial_modules`). Each module's
+    forward output is the layer's map. DDP / DataParallel / ``torch.compile`` wrappers are looked through.
     """
     model = unwrap(model)
     if isinstance(model, VGG):
         return _vgg_catalogue(model)
     if isinstance(model, ResNet):
         return _resnet_catalogue(model)
-    raise ConfigError(f"{type(model).__name__}: layer catalogue supports torchvision VGG and ResNet models only")
+    return spatial_modules(model, size)
 
 
-def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """The module whose output is layer ``name``'s map; unknown names raise ConfigError listing valid ones."""
-    layers = layer_catalogue(model)
-    if name not in layers:
-        raise ConfigError(f"layer {name!r}: expected one of {', '.join(layers)}")
-    return layers[name]
+def spatial_modules(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+    """``{module path: module}`` of every submodule whose output is one 4-D tensor ``[B, C, H, W]`` (C, H,
+    W > 0) for a ``[1, 3, size, size]`` zero input (one eval-mode, no-grad forward), in the order their
+    forwards finish; a module called several times counts at its first call."""
+    model = unwrap(model)
+    names = {id(m): n for n, m in model.named_modules() if n}
+    found: dict[str, nn.Module] = {}
+
+    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+        name = names.get(id(module))
+        if name is not None and name not in found and isinstance(output, torch.Tensor) and output.dim() == 4:
+            found[name] = module
+
+    handles = [m.register_forward_hook(hook) for n, m in model.named_modules() if n]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(_probe(model, size))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    if not found:
+        raise ConfigError(f"{type(model).__name__}: no submodule outputs a spatial map [B, C, H, W]; PAL needs one")
+    return found
+
+
+def resolve_layer(model: nn.Module, name: str, size: int = 64) -> nn.Module:
+    """The module whose output is layer ``name``'s map: a catalogue name (:func:`layer_catalogue`) or any
+    module path whose output is a spatial map ``[B, C, H, W]`` (checked with one ``size``-pixel probe
+    forward). Anything else raises a one-line ConfigError listing the valid names."""
+    layers = layer_catalogue(model, size)
+    if name in layers:
+        return layers[name]
+    model = unwrap(model)
+    spatial = spatial_modules(model, size)
+    if name in spatial:
+        return spatial[name]
+    try:
+        model.get_submodule(name)
+        why = "its output is not a spatial map [B, C, H, W]"
+    except AttributeError:
+        why = "no such layer or module path"
+    paths = [p for p in spatial if p not in layers]
+    more = f"; or a module path with a spatial output, e.g. {', '.join(paths[:8])}" if paths else ""
+    raise ConfigError(f"layer {name!r}: {why}; expected one of {', '.join(layers)}{more}")
+
+
+def _layer_module(model: nn.Module, name: str) -> nn.Module:
+    """:func:`resolve_layer` without its probe forward (every training step enters :func:`capture`): a VGG /
+    ResNet catalogue name or a module path; the capture hook checks that the output is spatial."""
+    inner = unwrap(model)
+    if isinstance(inner, (VGG, ResNet)):
+        layers = layer_catalogue(inner)
+        if name in layers:
+            return layers[name]
+    try:
+        return inner.get_submodule(name)
+    except AttributeError:
+        return resolve_layer(model, name)  # raises, listing the valid names
 
 
 class LayerCapture:
@@ -98,6 +157,9 @@ class LayerCapture:
         return self._features
 
     def _hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise ConfigError(f"layer {self.name!r}: its output is not a spatial map [B, C, H, W]; "
+                              "`palbench layers --arch ARCH` lists the layers PAL can constrain")
         self._features = output  # NOT detached: eq. 2-3 differentiate the logits w.r.t. this very tensor
 
 
@@ -114,7 +176,7 @@ def capture(model: nn.Module, name: str) -> Iterator[LayerCapture]:
 
     The hook is removed on exit; ``cap.features`` keeps the last captured tensor.
     """
-    module = resolve_layer(model, name)
+    module = _layer_module(model, name)
     cap = LayerCapture(name)
     handle = module.register_forward_hook(cap._hook)
     try:
