@@ -24,13 +24,16 @@ def _add_layers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="vgg16", help=f"{' | '.join(ARCHS)} (default: vgg16)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
     p.add_argument("--size", type=int, default=224, help="input size in pixels (default: 224)")
+    p.add_argument("--paths", action="store_true",
+                   help="list every module path with a spatial output (each is a valid --layer) instead of the names")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.models import build_model, describe_layers
 
         model = build_model(args.arch, width=args.width)
-        for row in describe_layers(model, args.size):
-            print(f"{row['name']:<12} channels={row['channels']:<5} size={row['height']}x{row['width']}")
+        for row in describe_layers(model, args.size, paths=args.paths):
+            pool = "  (before a max-pool)" if row["before_pool"] else ""
+            print(f"{row['name']:<16} channels={row['channels']:<5} size={row['height']}x{row['width']}{pool}")
         return 0
 
     p.set_defaults(func=run)

@@ -484,3 +484,17 @@ def test_flops_above_narrow_resnet() -> None:
     assert flops_above(m, "stem", 64)[0] > flops_above(m, "layer1.0", 64)[0] > up4
     with pytest.raises(ConfigError, match="conv1"):
         flops_above(_build("vgg16", width=0.125), "conv0", 32)
+
+
+def test_layers_command_lists_names_or_every_module_path(capsys) -> None:
+    from palbench.cli import main
+
+    assert main(["layers", "--arch", "vgg16_bn", "--width", "0.125", "--size", "32"]) == 0
+    names = capsys.readouterr().out.splitlines()
+    assert len(names) == 13 and names[9].split()[0] == "conv10" and "before a max-pool" in names[1]
+    assert main(["layers", "--arch", "vgg16_bn", "--width", "0.125", "--size", "32", "--paths"]) == 0
+    paths = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "features.32" in paths and "classifier.0" not in paths  # conv10's ReLU; the head is not spatial
+    assert paths["features.32"].split()[1:] == names[9].split()[1:]  # the same map, the same C×H×W
+    pooled = [p for p, line in paths.items() if "before a max-pool" in line]
+    assert pooled == ["features.5", "features.12", "features.22", "features.32", "features.42"]

@@ -209,15 +209,16 @@ def _before_pool(model: nn.Module) -> set[str]:
     return names
 
 
-def describe_layers(model: nn.Module, size: int) -> list[dict[str, Any]]:
-    """One row per catalogue layer for a ``[1, 3, size, size]`` input, in catalogue order.
+def describe_layers(model: nn.Module, size: int, paths: bool = False) -> list[dict[str, Any]]:
+    """One row per catalogue layer for a ``[1, 3, size, size]`` input, in catalogue order (``paths``: per
+    module path with a spatial output, :func:`spatial_modules`, in forward order).
 
     Returns:
         ``[{"name": str, "channels": int, "height": int, "width": int, "before_pool": bool}, ...]`` from one
         forward of a zero batch (eval mode, no grad; the model's train/eval mode is restored).
     """
     model = unwrap(model)
-    layers = layer_catalogue(model)
+    layers = spatial_modules(model, size) if paths else layer_catalogue(model, size)
     x = _probe(model, size)
     shapes: dict[str, tuple[int, ...]] = {}
     handles = [
@@ -233,7 +234,9 @@ def describe_layers(model: nn.Module, size: int) -> list[dict[str, Any]]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    pooled = _before_pool(model)
+    pooled = _before_pool(model) if not paths or isinstance(model, (VGG, ResNet)) else set()
+    if paths:  # a path that is also a catalogue layer precedes a pool when that layer does
+        pooled = {p for p, m in layers.items() for n in pooled if m is layer_catalogue(model).get(n)}
     return [
         {
             "name": name,
