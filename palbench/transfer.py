@@ -38,8 +38,9 @@ from palbench.io import atomic_dir
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "alignment_constrained", "alignment_free")
 
 
-def transfer_runs(params: Mapping, name: str) -> list[tuple[str, dict]]:
-    """``[(run name, canonical settings)]`` of the study that ``transfer.<name>`` tests, × the seeds."""
+def transfer_runs(params: Mapping, name: str) -> list[dict]:
+    """The runs of the study that ``transfer.<name>`` tests, × the seeds: ``{run, config, seed, settings}``
+    each (``run`` the folder under ``runs/``, ``settings`` the canonical configuration)."""
     entry = (params.get("transfer") or {}).get(name)
     if entry is None:
         have = ", ".join(params.get("transfer") or {}) or "none"
@@ -47,8 +48,8 @@ def transfer_runs(params: Mapping, name: str) -> list[tuple[str, dict]]:
     study = entry.get("study", "comparison")
     groups = run_configs(params)
     rows = [r for r in grid(params) if r["study"] == study]
-    return [(run_name(r["config"], seed, groups[r["config"]]), r["settings"]) for r in rows
-            for seed in params["seeds"]]
+    return [{"run": run_name(r["config"], seed, groups[r["config"]]), "config": r["config"], "seed": seed,
+             "settings": r["settings"]} for r in rows for seed in params["seeds"]]
 
 
 def transfer_study(params: Mapping, name: str, runs_dir: str | Path = "runs", data: str | Path | None = None,
@@ -65,9 +66,8 @@ def transfer_study(params: Mapping, name: str, runs_dir: str | Path = "runs", da
     from palbench.evaluate import evaluate_run
     from palbench.results import study_table
 
-    entry = params["transfer"][name] if name in (params.get("transfer") or {}) else None
-    runs = transfer_runs(params, name)
-    split = entry.get("split", "test")
+    runs = transfer_runs(params, name)  # raises for a name the transfer section lacks
+    split = params["transfer"][name].get("split", "test")
     data = Path(data) if data is not None else Path("data") / name
     out = Path(out) if out is not None else Path("transfer") / name
     dataset = read_dataset(data, load_landmarks=False)
@@ -75,15 +75,15 @@ def transfer_study(params: Mapping, name: str, runs_dir: str | Path = "runs", da
     landmarks = provided if provided.is_file() else None  # the moved points of an aligned import
     rows = []
     with atomic_dir(out) as tmp:
-        for run, settings in runs:
-            folder = Path(runs_dir) / run
+        for r in runs:
+            run, folder = r["run"], Path(runs_dir) / r["run"]
             if not (folder / "best.pt").is_file():
                 raise DataError(f"{folder / 'best.pt'}: not found; train the grid first (dvc repro)")
             m = evaluate_run(folder, tmp / run, split, data=dataset, landmarks=landmarks, progress=progress)
             source = json.loads((folder / "test" / "metrics.json").read_text()) \
                 if (folder / "test" / "metrics.json").is_file() else {}
-            rows.append({"run": run, "config": run.split("/")[1], "seed": int(run.rsplit("/s", 1)[1]),
-                         "pal_weight": settings.get("pal_weight", 1.0), "test_accuracy": source.get("accuracy"),
+            rows.append({"run": run, "config": r["config"], "seed": r["seed"],
+                         "pal_weight": r["settings"].get("pal_weight", 1.0), "test_accuracy": source.get("accuracy"),
                          **{f"transfer_{k}": m.get(k) for k in METRICS}, "n": m["n"],
                          "dropped_untrained": sum((m.get("dropped_untrained") or {}).values()),
                          "absent_classes": " ".join(m.get("absent_classes") or [])})

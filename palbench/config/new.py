@@ -23,11 +23,12 @@ import csv
 import datetime
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from palbench.config.names import CROP_SIZE, MARGIN
-from palbench.config.protocol import expand_runs, validate_protocol
+from palbench.config.protocol import NAME_PATTERN, expand_runs, validate_protocol
 from palbench.errors import ConfigError, DataError
 
 #: Backbones ``protocol new`` sizes: width (channels x width; a narrow network for CPUs), input size, PAL layer
@@ -166,9 +167,7 @@ def new_protocol(
             after the CSV's folder; most of their photos go to the test split).
         root: the project folder (paths inside it are written relative to it).
     """
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name == "new":
+    if not NAME_PATTERN.fullmatch(name) or name == "new":
         raise ConfigError(f"protocol name {name!r}: expected letters, digits, '-' or '_' (and not 'new')")
     if backbone not in BACKBONES:
         raise ConfigError(f"--backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
@@ -257,8 +256,6 @@ def holdout_fractions(n_rows: int, subjects: int | None) -> tuple[float, float, 
 
 def _transfer_entries(csvs: list, name: str, study: str, aligning: dict, root: Path) -> dict[str, dict]:
     """``transfer`` entries for the labels CSVs ``csvs``, named after their folders."""
-    import re
-
     entries: dict[str, dict] = {}
     for csv_path in map(Path, csvs):
         n_rows, subjects, header = read_labels(csv_path)

@@ -47,6 +47,8 @@ PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "protocols"
 DEFAULT_LAUNCHER = "palbench"
 #: Settings that change nothing when PAL is off (pal_weight = 0).
 PAL_KEYS = ("method", "strategy", "c1", "prior_sigma", "landmark_noise")
+#: What a dataset, pretraining or transfer name may be: it becomes a folder under data/ (and a DVC stage key).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 #: Keys a protocol must have.
 SECTIONS = ("protocol", "data", "landmarks", "priors", "train", "evaluate", "seeds", "studies")
 #: Defaults of the protocol's optional ``reports`` section (parameters of the notebooks, :mod:`palbench.reports`).
@@ -113,7 +115,7 @@ def _check_data(data: Any, where: str) -> None:
     for key in ("name", "command", "input", "args"):
         if not isinstance(data, dict) or key not in data:
             raise ConfigError(f"{where}: data.{key} missing (data needs name, command, input, args)")
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(data["name"])):
+    if not NAME_PATTERN.fullmatch(str(data["name"])):
         raise ConfigError(f"{where}: data.name {data['name']!r}: expected letters, digits, '-' or '_'")
 
 
@@ -130,7 +132,7 @@ def _check_pretraining(proto: Mapping, where: str) -> None:
         raise ConfigError(f"{where}: pretraining: expected a mapping of dataset name -> {{{', '.join(PRETRAINING_KEYS)}}}")
     for name, entry in pre.items():
         key = f"{where}: pretraining.{name}"
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
+        if not NAME_PATTERN.fullmatch(str(name)):
             raise ConfigError(f"{key}: expected a dataset name of letters, digits, '-' or '_'")
         if name == proto["data"]["name"]:
             raise ConfigError(f"{key}: the expression set itself; pretrain on other faces (its images, landmarks "
@@ -169,7 +171,7 @@ def _check_transfer(proto: Mapping, where: str) -> None:
     taken = {proto["data"]["name"], *(proto.get("pretraining") or {})}
     for name, entry in entries.items():
         key = f"{where}: transfer.{name}"
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)) or name in taken:
+        if not NAME_PATTERN.fullmatch(str(name)) or name in taken:
             raise ConfigError(f"{key}: expected a dataset name of letters, digits, '-' or '_' other than "
                               f"{', '.join(sorted(taken))}")
         if not isinstance(entry, dict) or not set(TRANSFER_KEYS) <= set(entry) or \

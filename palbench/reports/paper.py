@@ -171,18 +171,18 @@ def prediction_table(maps: dict, classes: list[str]) -> pd.DataFrame:
                          "baseline prediction": [classes[k] for k in maps["base_pred"]]}).set_index("samples.csv row")
 
 
-def transfer_tables(project: Project) -> list[tuple[str, pd.DataFrame | str]]:
-    """Per entry of the protocol's ``transfer`` section (:mod:`palbench.transfer`): ``(heading, table)`` —
+def transfer_tables(project: Project) -> list[tuple[str, str, pd.DataFrame | str]]:
+    """Per entry of the protocol's ``transfer`` section (:mod:`palbench.transfer`): ``(name, heading, table)`` —
     accuracy on dataset B per configuration (mean ± std, 95% CI, Δ vs baseline, at chance on B's split or
     not) beside the accuracy on the training dataset's test split — or ``(heading, why there is none)``."""
-    out: list[tuple[str, pd.DataFrame | str]] = []
+    out: list[tuple[str, str, pd.DataFrame | str]] = []
     for name, entry in (project.params.get("transfer") or {}).items():
         split = entry.get("split", "test")
         heading = (f"Trained on {project.data_name}, tested on {name} ({split} split; runs of the "
                    f"{entry.get('study', 'comparison')} study)")
         path = project.path("transfer", name, "summary.csv")
         if not path.is_file():
-            out.append((heading, f"{path} not found: run `dvc repro` (the transfer@{name} stage)."))
+            out.append((name, heading, f"{path} not found: run `dvc repro` (the transfer@{name} stage)."))
             continue
         table = pd.read_csv(path)
         levels = dataset_levels(project.path("data", name, "meta.json"), split, len(class_names(project)))
@@ -198,7 +198,7 @@ def transfer_tables(project: Project) -> list[tuple[str, pd.DataFrame | str]]:
             f"vs chance on {name}": ["at chance" if a else "above" for a in chance] if levels else "unknown",
             f"Acc. on {project.data_name} {project.split} (%)": [pct(v) for v in table["test_accuracy_mean"]],
         }).set_index("configuration")
-        out.append((heading, shown))
+        out.append((name, heading, shown))
     return out
 
 
@@ -212,7 +212,7 @@ def show_transfer(project: Project) -> None:
     if not entries:
         display(Markdown("This protocol has no `transfer` section: no test on another dataset (add one to test "
                          "the comparison study's runs on dataset B; see `palbench/transfer.py`)."))
-    for (heading, table), name in zip(entries, project.params.get("transfer") or {}):
+    for name, heading, table in entries:
         display(Markdown(f"**{heading}**"))
         if isinstance(table, str):
             display(Markdown(table))
