@@ -61,8 +61,11 @@ def load_trained_model(run: str | Path, map_location: Any = "cpu"):
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise DataError(f"{path}: not a palbench run checkpoint (expected keys 'model' and 'config')")
     cfg = TrainConfig.from_dict(ckpt["config"], where=str(path))
-    head = [v for k, v in ckpt["model"].items() if k.endswith(("fc.weight", "classifier.6.weight"))]
-    num_classes = int(head[0].shape[0]) if head else 7
-    model = build_model(cfg.arch, num_classes=num_classes, width=cfg.width)
+    from palbench.models import head_prefix
+
+    model = build_model(cfg.arch, num_classes=7, width=cfg.width, size=cfg.size)
+    head = ckpt["model"].get(head_prefix(model) + "weight")
+    if head is not None and int(head.shape[0]) != 7:
+        model = build_model(cfg.arch, num_classes=int(head.shape[0]), width=cfg.width, size=cfg.size)
     model.load_state_dict(ckpt["model"])
     return model.eval(), cfg

@@ -21,7 +21,10 @@ from palbench.errors import ConfigError, PalbenchError
 
 def _add_layers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list the PAL layers of a backbone with channels and spatial size")
-    p.add_argument("--arch", default="vgg16", help=f"{' | '.join(ARCHS)} (default: vgg16)")
+    p.add_argument("--arch", default="vgg16", choices=ARCHS, metavar="ARCH",
+                   help="any torchvision classification model by its builder name: vgg16, resnet50, resnet18, "
+                        "convnext_tiny, efficientnet_b0, mobilenet_v3_large, regnet_y_800mf, vit_b_16, swin_t, ... "
+                        "(default: vgg16)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
     p.add_argument("--size", type=int, default=224, help="input size in pixels (default: 224)")
     p.add_argument("--paths", action="store_true",
@@ -30,10 +33,13 @@ def _add_layers(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from palbench.models import build_model, describe_layers
 
-        model = build_model(args.arch, width=args.width)
-        for row in describe_layers(model, args.size, paths=args.paths):
-            pool = "  (before a max-pool)" if row["before_pool"] else ""
-            print(f"{row['name']:<16} channels={row['channels']:<5} size={row['height']}x{row['width']}{pool}")
+        model = build_model(args.arch, width=args.width, size=args.size)
+        rows = describe_layers(model, args.size, paths=args.paths)
+        wide = max(16, *(len(r["name"]) for r in rows))
+        for row in rows:
+            note = ("  (before a max-pool)" if row["before_pool"] else
+                    "  (before downsampling)" if row["before_downsampling"] else "")
+            print(f"{row['name']:<{wide}} channels={row['channels']:<5} size={row['height']}x{row['width']}{note}")
         return 0
 
     p.set_defaults(func=run)

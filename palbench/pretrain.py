@@ -102,7 +102,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, labels: str = "label", force: bo
         if labels == "subject":
             from palbench.models import build_model, head_prefix
 
-            head = head_prefix(build_model(cfg.arch, num_classes=n_classes, width=cfg.width))
+            head = head_prefix(build_model(cfg.arch, num_classes=n_classes, width=cfg.width, size=cfg.size))
             best = {k: v for k, v in best.items() if not k.startswith(head)}
         torch.save(best, tmp / "weights.pt")
         (tmp / "state.pt").unlink(missing_ok=True)

@@ -87,7 +87,7 @@ def prepare(cfg: TrainConfig, dataset: CanonicalDataset | None = None):
         if len(data.split_indices(split)) == 0:
             raise DataError(f"{Path(cfg.data) / 'samples.csv'}: split {split!r} is empty")
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width)
+    model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width, size=cfg.size)
     if cfg.weights is not None:
         load_weights(model, cfg.weights)
     resolve_layer(model, cfg.layer, cfg.size)  # unknown layer, or one without a spatial map: error listing valid ones

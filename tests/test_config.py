@@ -90,7 +90,7 @@ def test_pal_and_train_config_use_the_one_names():
     pal = TrainConfig(data="d", landmark_noise=2.0, pal_weight=0.3, prior_sigma=1.5).pal
     assert pal == PalConfig("conv10", "grad_input", "mean", 0.5, pal_weight=0.3, prior_sigma=1.5)
     for bad, needle in (({"pal_weight": -1}, "pal_weight"), ({"prior_sigma": 0}, "prior_sigma"),
-                        ({"landmark_noise": -1}, "landmark_noise"), ({"arch": "vgg19"}, "arch")):
+                        ({"landmark_noise": -1}, "landmark_noise"), ({"arch": "vgg17"}, "arch")):
         with pytest.raises(ConfigError, match=needle):
             TrainConfig(data="d", **bad)
     for old, new in (("weight", "pal_weight"), ("sigma", "prior_sigma"), ("noise_sigma", "landmark_noise")):

@@ -1,5 +1,5 @@
-"""Backbones (VGG16, VGG16-BN, ResNet50 and narrow CPU variants), the PAL layer catalogue, layer capture and
-weight import. See :mod:`palbench.models.backbones`, :mod:`palbench.models.catalogue`,
+"""Backbones (every torchvision classification model, narrow CPU variants), the PAL layer catalogue, layer
+capture (any layout, :mod:`palbench.models.tokens`) and weight import. See :mod:`palbench.models.backbones`, :mod:`palbench.models.catalogue`,
 :mod:`palbench.models.layout` and :mod:`palbench.models.weights`.
 
 A pretrained model is built in two steps: ``model = build_model(arch, num_classes, width)`` (architecture,
@@ -7,7 +7,7 @@ random init), then ``load_weights(model, weights)`` (a ``.pth``/``.pt`` path or 
 Imports run one way: backbones → weights → layout, backbones → layout.
 """
 
-from palbench.models.backbones import ARCHS, build_model, normalize
+from palbench.models.backbones import ARCHS, WIDTH_KNOBS, build_model, has_width_knob, normalize
 from palbench.models.catalogue import (
     LayerCapture,
     capture,
@@ -23,12 +23,14 @@ from palbench.models.weights import (
     VGGFACE2_NORMALIZATION,
     VGGFACE_NORMALIZATION,
     head_prefix,
+    imagenet_url,
     imagenet_weights_path,
     load_weights,
 )
 
 __all__ = [
     "ARCHS",
+    "WIDTH_KNOBS",
     "IMAGENET_NORMALIZATION",
     "VGGFACE_NORMALIZATION",
     "VGGFACE2_NORMALIZATION",
@@ -37,7 +39,9 @@ __all__ = [
     "capture",
     "describe_layers",
     "flops_above",
+    "has_width_knob",
     "head_prefix",
+    "imagenet_url",
     "imagenet_weights_path",
     "layer_catalogue",
     "load_weights",

@@ -1,8 +1,18 @@
-"""Backbones: torchvision VGG16 / VGG16-BN / ResNet50 and narrow CPU variants with the same layer structure.
+"""Backbones: every torchvision classification model by its builder name, with K outputs, and narrow CPU
+variants (``width`` < 1) of the families that have a width knob.
 
-Every model is an instance of torchvision's own :class:`~torchvision.models.VGG` or
-:class:`~torchvision.models.ResNet` (through a thin subclass that only changes ``__init__``), so module
-names — and therefore state-dict keys and the layer catalogue — equal torchvision's.
+:func:`build_model` calls torchvision's own builder (``torchvision.models.get_model``) with
+``num_classes=K``, so module names — and therefore state-dict keys, module paths and the layer catalogue —
+are torchvision's. ``width`` scales the channels of a family through the arguments its builder hands to
+torchvision's internal constructor helper (:data:`WIDTH_KNOBS`): VGG and ResNet-type models are built as a
+thin subclass of torchvision's ``VGG`` / ``ResNet`` that only changes ``__init__`` (the paper's two
+backbones, also narrow); ConvNeXt, EfficientNet (B0–B7), MobileNet V2/V3, ViT and Swin get scaled channel
+counts. torchvision exposes no public width argument for most of these, hence the interception; a test
+checks that every knob narrows its family. Other families (RegNet, DenseNet, ...) build at width 1 only.
+
+After building: in-place activations are switched off, ``Hardsigmoid`` / ``Hardswish`` (no double backward
+in torch) become the same function composed of ``relu6`` (:class:`HardSigmoid`), and the model carries its
+``input_normalization`` in its state dict.
 
 Input: ``[B, 3, H, W]`` images already normalised with ``model.input_normalization`` (mean/std in units of
 an image scaled to [0, 1]). Output: ``[B, num_classes]`` logits.
@@ -16,12 +26,16 @@ reloads with the geometry it was trained with. Weights are loaded separately, by
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import torch
+import torchvision.models as tvm
 from torch import nn
 from torchvision.models import VGG, ResNet
-from torchvision.models.resnet import Bottleneck
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.models.vgg import cfgs, make_layers
 
 from palbench.config.names import ARCHS
@@ -29,7 +43,7 @@ from palbench.errors import ConfigError
 from palbench.models.layout import resnet_layout, set_resnet_layout
 from palbench.models.weights import IMAGENET_NORMALIZATION
 
-__all__ = ["ARCHS", "build_model", "normalize"]
+__all__ = ["ARCHS", "WIDTH_KNOBS", "build_model", "normalize", "has_width_knob"]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -99,30 +113,34 @@ class PalbenchVGG(_PalbenchModel, VGG):
 
 
 class PalbenchResNet(_PalbenchModel, ResNet):
-    """torchvision ResNet50 (Bottleneck ×[3, 4, 6, 3]) with planes 64/128/256/512 × ``width``.
+    """torchvision ResNet (ResNet18–152, ResNeXt, Wide ResNet) with planes 64/128/256/512 × ``width``.
 
     Built with torchvision's own ``_make_layer`` so block and module names are torchvision's. Stem channels
-    = layer1 planes; stage outputs have ``4 × planes`` channels. Input ``[B, 3, H, W]`` → ``[B, num_classes]``.
+    = layer1 planes; stage outputs have ``block.expansion × planes`` channels. ``groups`` and
+    ``width_per_group`` as torchvision's (ResNeXt 32×4d: 32, 4). Input ``[B, 3, H, W]`` → ``[B, num_classes]``.
     """
 
-    def __init__(self, layers: list[int], num_classes: int, width: float) -> None:
+    def __init__(self, layers: list[int], num_classes: int, width: float, block: type[nn.Module] = Bottleneck,
+                 groups: int = 1, width_per_group: int = 64) -> None:
         nn.Module.__init__(self)  # mirrors ResNet.__init__ with scaled planes
         self._norm_layer = nn.BatchNorm2d
         planes = [_scaled(p, width) for p in (64, 128, 256, 512)]
+        if block is Bottleneck and int(planes[0] * width_per_group / 64) * groups < 1:
+            raise ConfigError(f"width {width:g}: too narrow for {groups} groups of {width_per_group} channels")
         self.inplanes = planes[0]
         self.dilation = 1
-        self.groups = 1
-        self.base_width = 64
+        self.groups = groups
+        self.base_width = width_per_group
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(Bottleneck, planes[0], layers[0])
-        self.layer2 = self._make_layer(Bottleneck, planes[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(Bottleneck, planes[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(Bottleneck, planes[3], layers[3], stride=2)
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(planes[3] * Bottleneck.expansion, num_classes)
+        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
         # torchvision ResNet's initialisation (zero_init_residual=False).
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -132,40 +150,185 @@ class PalbenchResNet(_PalbenchModel, ResNet):
                 nn.init.constant_(m.bias, 0)
 
 
-def _no_inplace_relu(model: nn.Module) -> None:
-    # PAL captures post-activation maps and differentiates through them twice (attribution with
-    # create_graph=True, then the loss backward). An in-place ReLU would overwrite the pre-activation
-    # tensor that the captured map aliases; torchvision builds its ReLUs with inplace=True, so switch off.
-    for m in model.modules():
-        if isinstance(m, nn.ReLU):
+class HardSigmoid(nn.Module):
+    """``relu6(x + 3) / 6``: ``nn.Hardsigmoid`` (and ``x · HardSigmoid(x)``: ``nn.Hardswish``, with
+    ``swish=True``) composed of ops that have a double backward; torch's fused ``hardsigmoid_backward`` has
+    none, so the PAL term could not be differentiated through MobileNetV3's activations."""
+
+    def __init__(self, swish: bool = False) -> None:
+        super().__init__()
+        self.swish = swish
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = nn.functional.relu6(x + 3.0) / 6.0
+        return x * gate if self.swish else gate
+
+    def extra_repr(self) -> str:
+        return "swish=True" if self.swish else ""
+
+
+def _differentiable_twice(model: nn.Module) -> None:
+    # PAL captures a layer's map and differentiates through the network twice (attribution with
+    # create_graph=True, then the loss backward). An in-place activation would overwrite the tensor that
+    # the captured map aliases (torchvision builds ReLU, SiLU, Hardswish... with inplace=True): switch off.
+    # Hard sigmoid / swish: see HardSigmoid.
+    for name, m in list(model.named_modules()):
+        if hasattr(m, "inplace") and isinstance(m.inplace, bool):
             m.inplace = False
+        for child_name, child in list(m.named_children()):
+            if type(child) in (nn.Hardsigmoid, nn.Hardswish):
+                setattr(m, child_name, HardSigmoid(swish=isinstance(child, nn.Hardswish)))
 
 
-def build_model(arch: str, num_classes: int = 7, width: float = 1.0) -> nn.Module:
+def _scaled_to(value: int, width: float, multiple: int) -> int:
+    """``value × width`` rounded to a positive multiple of ``multiple`` (attention heads must divide it)."""
+    return multiple * max(1, int(round(value * width / multiple)))
+
+
+def _vgg(width: float) -> Callable[..., nn.Module]:
+    def build(cfg: str, batch_norm: bool, weights: Any, progress: bool, **kwargs: Any) -> nn.Module:
+        return PalbenchVGG(cfgs[cfg], batch_norm=batch_norm, num_classes=kwargs["num_classes"], width=width)
+    return build
+
+
+def _resnet(width: float) -> Callable[..., nn.Module]:
+    def build(block: type[nn.Module], layers: list[int], weights: Any, progress: bool, **kwargs: Any) -> nn.Module:
+        return PalbenchResNet(layers, num_classes=kwargs["num_classes"], width=width, block=block,
+                              groups=kwargs.get("groups", 1), width_per_group=kwargs.get("width_per_group", 64))
+    return build
+
+
+def _convnext(width: float, original: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    from torchvision.models.convnext import CNBlockConfig
+
+    def build(block_setting: list[Any], *args: Any, **kwargs: Any) -> nn.Module:
+        scaled = [CNBlockConfig(_scaled(b.input_channels, width),
+                                None if b.out_channels is None else _scaled(b.out_channels, width), b.num_layers)
+                  for b in block_setting]
+        return original(scaled, *args, **kwargs)
+    return build
+
+
+def _width_mult(width: float, original: Callable[..., Any]) -> Callable[..., Any]:
+    # EfficientNet B0-B7 and MobileNetV3 configurations take width_mult (rounded to multiples of 8 there).
+    def conf(arch: str, **kwargs: Any) -> Any:
+        kwargs["width_mult"] = kwargs.get("width_mult", 1.0) * width
+        return original(arch, **kwargs)
+    return conf
+
+
+def _vit(width: float, original: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def build(patch_size: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_dim: int, *args: Any,
+              **kwargs: Any) -> nn.Module:
+        return original(patch_size, num_layers, num_heads, _scaled_to(hidden_dim, width, num_heads),
+                        _scaled(mlp_dim, width), *args, **kwargs)
+    return build
+
+
+def _swin(width: float, original: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def build(patch_size: list[int], embed_dim: int, depths: list[int], num_heads: list[int], *args: Any,
+              **kwargs: Any) -> nn.Module:
+        return original(patch_size, _scaled_to(embed_dim, width, num_heads[0]), depths, num_heads, *args, **kwargs)
+    return build
+
+
+#: family → (builder-name prefixes, torchvision module, the helper its builders call, the wrapper that scales
+#: the helper's channel arguments by ``width``). VGG and ResNet families are always built through theirs.
+WIDTH_KNOBS: dict[str, tuple[tuple[str, ...], str, str, Callable[..., Callable[..., Any]]]] = {
+    "vgg": (("vgg",), "vgg", "_vgg", lambda w, _orig: _vgg(w)),
+    "resnet": (("resnet", "resnext", "wide_resnet"), "resnet", "_resnet", lambda w, _orig: _resnet(w)),
+    "convnext": (("convnext",), "convnext", "_convnext", _convnext),
+    "efficientnet": (("efficientnet_b",), "efficientnet", "_efficientnet_conf", _width_mult),
+    "mobilenet_v3": (("mobilenet_v3",), "mobilenetv3", "_mobilenet_v3_conf", _width_mult),
+    "vit": (("vit_",), "vision_transformer", "_vision_transformer", _vit),
+    "swin": (("swin_",), "swin_transformer", "_swin_transformer", _swin),
+}
+#: mobilenet_v2 takes width_mult as a builder argument (no interception needed).
+_WIDTH_ARGUMENT = {"mobilenet_v2": "width_mult"}
+
+
+def _knob(arch: str) -> str | None:
+    return next((family for family, (prefixes, *_rest) in WIDTH_KNOBS.items() if arch.startswith(prefixes)), None)
+
+
+def has_width_knob(arch: str) -> bool:
+    """Whether ``width`` < 1 can narrow ``arch`` (see :data:`WIDTH_KNOBS`)."""
+    return _knob(arch) is not None or arch in _WIDTH_ARGUMENT
+
+
+@contextmanager
+def _family_width(arch: str, width: float) -> Iterator[None]:
+    """While building ``arch``: torchvision's constructor helper of its family takes channels × ``width``."""
+    family = _knob(arch)
+    if family is None:
+        yield
+        return
+    _prefixes, module_name, helper, wrap = WIDTH_KNOBS[family]
+    module = getattr(tvm, module_name)
+    with mock.patch.object(module, helper, wrap(width, getattr(module, helper))):
+        yield
+
+
+#: Builder arguments some families need: GoogLeNet / Inception v3 without their auxiliary classifiers (a
+#: training forward would return a tuple of logits), and initialised (silences torchvision's warning).
+_BUILD_ARGS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+
+_WITH_STATE: dict[type, type] = {}
+
+
+def _with_extra_state(model: nn.Module) -> nn.Module:
+    """Make ``model`` an instance of a subclass of its class with :class:`_PalbenchModel`'s extra state (the
+    input normalisation travels in its state dict); VGG / ResNet are built as such already."""
+    cls = type(model)
+    if not isinstance(model, _PalbenchModel):
+        if cls not in _WITH_STATE:
+            _WITH_STATE[cls] = type(f"Palbench{cls.__name__}", (_PalbenchModel, cls), {"__module__": __name__})
+        model.__class__ = _WITH_STATE[cls]
+    return model
+
+
+def build_model(arch: str, num_classes: int = 7, width: float = 1.0, size: int = 224) -> nn.Module:
     """Build a backbone with ``num_classes`` logits, randomly initialised (seed torch yourself).
 
     Args:
-        arch: ``"vgg16"``, ``"vgg16_bn"`` or ``"resnet50"``.
-        num_classes: K, size of the output ``[B, K]``.
-        width: channel multiplier in (0, 1]; < 1 gives a narrow CPU variant with the same layer structure.
+        arch: a torchvision classification builder name (:data:`palbench.config.names.ARCHS`: ``vgg16``,
+            ``resnet50``, ``resnet18``, ``convnext_tiny``, ``efficientnet_b0``, ``vit_b_16``, ``swin_t``, ...).
+        num_classes: K, size of the output ``[B, K]`` (the head torchvision builds has K outputs).
+        width: channel multiplier in (0, 1]; < 1 gives a narrow CPU variant with the same layer structure,
+            for the families of :data:`WIDTH_KNOBS` and ``mobilenet_v2``.
+        size: input side in pixels; only ViT depends on it (its position embedding is built for
+            ``size × size`` images, which must be a multiple of its patch size).
 
     Returns:
-        A torchvision ``VGG`` / ``ResNet`` with attributes ``arch`` and ``input_normalization = {"mean":
-        (r, g, b), "std": (r, g, b)}`` (ImageNet's, for images scaled to [0, 1]). Input ``[B, 3, H, W]``,
-        output ``[B, K]``. Load pretrained weights with :func:`palbench.models.weights.load_weights`.
+        The torchvision model (``VGG``, ``ResNet``, ``ConvNeXt``, ``VisionTransformer``, ...) with attributes
+        ``arch`` and ``input_normalization = {"mean": (r, g, b), "std": (r, g, b)}`` (ImageNet's, for images
+        scaled to [0, 1]). Input ``[B, 3, H, W]``, output ``[B, K]``. Load pretrained weights with
+        :func:`palbench.models.weights.load_weights`.
     """
     if arch not in ARCHS:
-        raise ConfigError(f"arch {arch!r}: expected one of {', '.join(ARCHS)}")
+        raise ConfigError(f"arch {arch!r}: expected a torchvision classification model, one of {', '.join(ARCHS)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes {num_classes!r}: expected an integer >= 1")
     if not isinstance(width, (int, float)) or not math.isfinite(width) or not 0 < width <= 1:
         raise ConfigError(f"width {width!r}: expected a number in (0, 1]")
-    model: nn.Module
-    if arch in ("vgg16", "vgg16_bn"):
-        model = PalbenchVGG(cfgs["D"], batch_norm=arch == "vgg16_bn", num_classes=num_classes, width=float(width))
-    else:
-        model = PalbenchResNet([3, 4, 6, 3], num_classes=num_classes, width=float(width))
-    _no_inplace_relu(model)
+    if width != 1 and not has_width_knob(arch):
+        raise ConfigError(f"width {width:g}: {arch} has no width knob (width 1 only); families with one: "
+                          f"{', '.join(f + '*' for f in WIDTH_KNOBS)}, mobilenet_v2")
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **_BUILD_ARGS.get(arch, {})}
+    if arch.startswith("vit_"):
+        kwargs["image_size"] = int(size)
+    if arch in _WIDTH_ARGUMENT:
+        kwargs[_WIDTH_ARGUMENT[arch]] = float(width)
+    try:
+        with _family_width(arch, float(width)):
+            model = tvm.get_model(arch, weights=None, **kwargs)
+    except (ValueError, AssertionError, TypeError) as e:
+        raise ConfigError(f"arch {arch} (width {width:g}, size {size}): torchvision could not build it ({e})") from None
+    _differentiable_twice(model)
+    model = _with_extra_state(model)
     model.input_normalization = dict(IMAGENET_NORMALIZATION)  # type: ignore[assignment]
     model.arch = arch  # type: ignore[assignment]
     return model

@@ -8,8 +8,13 @@ Names (ordered input → output):
 * ResNet (any torchvision ``ResNet``): ``stem`` (the ReLU after ``conv1``/``bn1``, before the max-pool),
   then for each stage ``layerS.0`` … ``layerS.(n-1)`` (each block's output, post-ReLU) followed by
   ``layerS`` (the stage output — the same tensor as its last block's output).
-* Any other network, and any layer of these by its module path (``features.21``, ``layer3.1.relu``): the
-  modules whose output is a spatial map ``[B, C, H, W]`` (:func:`spatial_modules`).
+* Any other network (ConvNeXt, EfficientNet, MobileNet, RegNet, ViT, Swin, ...): its blocks, named by their
+  module paths, in forward order (:func:`blocks`): every module with a spatial output that is a step of an
+  ``nn.Sequential`` / ``nn.ModuleList`` (``features.3.1``, ``encoder.layers.encoder_layer_6``), not itself
+  such a container and not inside another block.
+* Any layer of any network by its module path (``features.21``, ``layer3.1.relu``): the modules whose
+  output is a spatial map (:func:`spatial_modules`): ``[B, C, H, W]``, channels-last ``[B, H, W, C]`` or
+  transformer tokens ``[B, N, D]``, read as ``[B, C, H, W]`` by the rules of :mod:`palbench.models.tokens`.
 
 :func:`capture` hooks one of these modules so that the map of a forward stays in that forward's autograd
 graph (not detached), which is what eq. 2–3 differentiate.
@@ -24,12 +29,15 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import VGG, ResNet
 
 from palbench.errors import ConfigError
+from palbench.models.tokens import from_map, layout_of, record_layout, to_map
 
-__all__ = ["unwrap", "layer_catalogue", "resolve_layer", "capture", "LayerCapture", "describe_layers", "flops_above"]
+__all__ = ["unwrap", "layer_catalogue", "resolve_layer", "capture", "LayerCapture", "describe_layers", "flops_above",
+           "blocks", "spatial_modules"]
 
 
 def _vgg_catalogue(model: VGG) -> dict[str, nn.Module]:
@@ -66,45 +74,113 @@ def unwrap(model: nn.Module) -> nn.Module:
 def layer_catalogue(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
     """``{name: module}`` of the PAL layers of a model, ordered input → output.
 
-    A torchvision VGG or ResNet gets the paper's names (module doc). Any other network gets every module
-    whose output is a spatial map ``[B, C, H, W]`` for a ``[1, 3, size, size]`` input, named by its module
-    path (``features.7.2``), in the order their forwards finish (:func:`spatial_modules`). Each module's
-    forward output is the layer's map. DDP / DataParallel / ``torch.compile`` wrappers are looked through.
+    A torchvision VGG or ResNet gets the paper's names (module doc). Any other network gets its blocks
+    (:func:`blocks`) for a ``[2, 3, size, size]`` input, named by their module paths. Each module's forward
+    output is the layer's map. DDP / DataParallel / ``torch.compile`` wrappers are looked through.
     """
     model = unwrap(model)
     if isinstance(model, VGG):
         return _vgg_catalogue(model)
     if isinstance(model, ResNet):
         return _resnet_catalogue(model)
-    return spatial_modules(model, size)
+    return blocks(model, size)
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList)
+
+
+def blocks(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+    """The automatic catalogue: ``{module path: module}`` of a network's blocks, in forward order.
+
+    A block is a module with a spatial output (:func:`spatial_modules`) that is a step of an
+    ``nn.Sequential`` / ``nn.ModuleList`` (subclasses included) and not such a container itself, or a
+    top-level module with a spatial output; nothing inside a block is listed. A top-level module that holds
+    a stack (a container with at least 3 spatial steps of one class, like ViT's ``encoder.layers``) is a
+    trunk: its insides are listed instead.
+
+    Examples: ConvNeXt ``features.1.0`` (a CNBlock), EfficientNet ``features.2.1`` (an MBConv), ViT
+    ``encoder.layers.encoder_layer_6``, Swin ``features.5.3``, RegNet ``trunk_output.block3.block3-1``,
+    GoogLeNet ``inception4c``.
+    """
+    model = unwrap(model)
+    spatial = spatial_modules(model, size)
+    found: set[str] = set()
+
+    def is_stack(m: nn.Module) -> bool:
+        if not isinstance(m, _CONTAINERS):
+            return False
+        counts: dict[type, int] = {}
+        for child in m.children():
+            if any(child is s for s in spatial.values()):
+                counts[type(child)] = counts.get(type(child), 0) + 1
+        return max(counts.values(), default=0) >= 3
+
+    def walk(module: nn.Module, prefix: str, top: bool) -> None:
+        for name, child in module.named_children():
+            path = prefix + name
+            if isinstance(child, _CONTAINERS):
+                walk(child, path + ".", top=False)
+            elif path in spatial and not (top and any(is_stack(d) for d in child.modules())):
+                found.add(path)
+            else:  # a wrapper without a spatial output, or a trunk
+                walk(child, path + ".", top=top)
+
+    walk(model, "", top=True)
+    return {p: m for p, m in spatial.items() if p in found} or spatial
 
 
 def spatial_modules(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
-    """``{module path: module}`` of every submodule whose output is one 4-D tensor ``[B, C, H, W]`` (C, H,
-    W > 0) for a ``[1, 3, size, size]`` zero input (one eval-mode, no-grad forward), in the order their
-    forwards finish; a module called several times counts at its first call."""
+    """``{module path: module}`` of every submodule whose output is a spatial map for a ``[2, 3, size, size]``
+    zero input: ``[B, C, H, W]``, ``[B, H, W, C]`` or tokens ``[B, N, D]`` with at least 2×2 positions and the
+    batch on axis 0 (:func:`palbench.models.tokens.layout_of`), in the order their forwards finish (one
+    eval-mode, no-grad forward; a module called several times counts at its first call). Where a 4-D shape
+    is ambiguous (C = H = W) a second forward at ``2 × size`` decides the channel axis."""
     model = unwrap(model)
+    shapes = _probe_shapes(model, size)
+    found = {n: m for n, (m, shape) in shapes.items() if shape[0] == 2 and layout_of(shape)}
+    ambiguous = [n for n in found if len(shapes[n][1]) == 4 and len(set(shapes[n][1][1:])) == 1]
+    if ambiguous:
+        try:
+            bigger = _probe_shapes(model, 2 * size)
+        except Exception:  # noqa: BLE001 - a fixed-size model (ViT): keep the default reading, nchw
+            bigger = {}
+        for n in ambiguous:
+            if n in bigger:
+                record_layout(found[n], "nhwc" if bigger[n][1][3] == shapes[n][1][3] else "nchw")
+    if not found:
+        raise ConfigError(f"{type(model).__name__}: no submodule outputs a spatial map ([B, C, H, W], [B, H, W, C] "
+                          "or tokens [B, N, D]); PAL needs one")
+    return found
+
+
+def _probe_shapes(model: nn.Module, size: int) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """``{path: (module, output shape)}`` of every submodule with a tensor output, for one eval-mode, no-grad
+    forward of a ``[2, 3, size, size]`` zero batch, in the order the forwards finish (first call)."""
     names = {id(m): n for n, m in model.named_modules() if n}
-    found: dict[str, nn.Module] = {}
+    shapes: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
 
     def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
         name = names.get(id(module))
-        if name is not None and name not in found and isinstance(output, torch.Tensor) and output.dim() == 4:
-            found[name] = module
+        if name is not None and name not in shapes and isinstance(output, torch.Tensor):
+            shapes[name] = (module, tuple(output.shape))
 
     handles = [m.register_forward_hook(hook) for n, m in model.named_modules() if n]
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(_probe(model, size))
+            model(_probe(model, size, batch=2))
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a model that cannot take this input size: say so in one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{getattr(model, 'arch', type(model).__name__)}: a forward of a {size}×{size} image "
+                          f"failed ({msg}); try another size") from None
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
-    if not found:
-        raise ConfigError(f"{type(model).__name__}: no submodule outputs a spatial map [B, C, H, W]; PAL needs one")
-    return found
+    return shapes
 
 
 def resolve_layer(model: nn.Module, name: str, size: int = 64) -> nn.Module:
@@ -143,7 +219,7 @@ def _layer_module(model: nn.Module, name: str) -> nn.Module:
 
 
 class LayerCapture:
-    """Holds the output of the hooked module from the latest forward (see :func:`capture`)."""
+    """Holds the map of the hooked module from the latest forward (see :func:`capture`)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -156,11 +232,15 @@ class LayerCapture:
             raise ConfigError(f"layer {self.name!r}: no forward has run inside capture() yet")
         return self._features
 
-    def _hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise ConfigError(f"layer {self.name!r}: its output is not a spatial map [B, C, H, W]; "
-                              "`palbench layers --arch ARCH` lists the layers PAL can constrain")
-        self._features = output  # NOT detached: eq. 2-3 differentiate the logits w.r.t. this very tensor
+    def _hook(self, module: nn.Module, inputs: Any, output: Any) -> torch.Tensor | None:
+        layout = layout_of(output.shape, module) if isinstance(output, torch.Tensor) else None
+        if layout is None:
+            raise ConfigError(f"layer {self.name!r}: its output is not a spatial map ([B, C, H, W], [B, H, W, C] or "
+                              "tokens [B, N, D]); `palbench layers --arch ARCH --paths` lists the layers PAL can constrain")
+        maps = to_map(output, layout)
+        self._features = maps  # NOT detached: eq. 2-3 differentiate the logits w.r.t. this very tensor
+        # Another layout: the network goes on from `maps` (same values), so that the logits depend on it.
+        return None if layout == "nchw" else from_map(maps, output, layout)
 
 
 @contextmanager
@@ -174,22 +254,25 @@ def capture(model: nn.Module, name: str) -> Iterator[LayerCapture]:
             feats = cap.features         # [B, C, H, W], in logits' graph
             a = torch.autograd.grad(logits.sum(), feats, create_graph=True)[0]
 
-    The hook is removed on exit; ``cap.features`` keeps the last captured tensor.
+    The hook is removed on exit; ``cap.features`` keeps the last captured tensor. Inside the block,
+    ``scaled_dot_product_attention`` uses its math kernel: torch's fused CPU attention kernels have no
+    double backward, which the PAL term needs (attention layers above the constrained one, as in ViT).
     """
     module = _layer_module(model, name)
     cap = LayerCapture(name)
     handle = module.register_forward_hook(cap._hook)
     try:
-        yield cap
+        with sdpa_kernel(SDPBackend.MATH):
+            yield cap
     finally:
         handle.remove()
 
 
-def _probe(model: nn.Module, size: int) -> torch.Tensor:
+def _probe(model: nn.Module, size: int, batch: int = 1) -> torch.Tensor:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"size {size!r}: expected a positive integer number of pixels")
     p = next(model.parameters())
-    return torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device)
+    return torch.zeros(batch, 3, size, size, dtype=p.dtype, device=p.device)
 
 
 def _before_pool(model: nn.Module) -> set[str]:
@@ -210,43 +293,35 @@ def _before_pool(model: nn.Module) -> set[str]:
 
 
 def describe_layers(model: nn.Module, size: int, paths: bool = False) -> list[dict[str, Any]]:
-    """One row per catalogue layer for a ``[1, 3, size, size]`` input, in catalogue order (``paths``: per
+    """One row per catalogue layer for a ``[2, 3, size, size]`` input, in catalogue order (``paths``: per
     module path with a spatial output, :func:`spatial_modules`, in forward order).
 
     Returns:
-        ``[{"name": str, "channels": int, "height": int, "width": int, "before_pool": bool}, ...]`` from one
-        forward of a zero batch (eval mode, no grad; the model's train/eval mode is restored).
+        ``[{"name": str, "channels": int, "height": int, "width": int, "before_pool": bool,
+        "before_downsampling": bool}, ...]``: C×H×W of the layer's map as PAL reads it (tokens and
+        channels-last outputs as ``[B, C, H, W]``, :mod:`palbench.models.tokens`); ``before_pool``: the
+        output goes straight into a max-pool (VGG / ResNet, the paper's Fig. 3 marks); ``before_downsampling``:
+        the next row's map is smaller. From one forward of a zero batch (eval mode, no grad; the model's
+        train/eval mode is restored).
     """
     model = unwrap(model)
     layers = spatial_modules(model, size) if paths else layer_catalogue(model, size)
-    x = _probe(model, size)
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = [
-        m.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape)))
-        for name, m in layers.items()
-    ]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    shapes = _probe_shapes(model, size)
+    rows = []
+    for name, m in layers.items():
+        path = next(n for n, (mod, _) in shapes.items() if mod is m)
+        shape = shapes[path][1]
+        layout = layout_of(shape, m) or "nchw"
+        c, h, w = tuple(to_map(torch.empty(shape, device="meta"), layout).shape[1:])
+        rows.append({"name": name, "channels": c, "height": h, "width": w})
     pooled = _before_pool(model) if not paths or isinstance(model, (VGG, ResNet)) else set()
     if paths:  # a path that is also a catalogue layer precedes a pool when that layer does
         pooled = {p for p, m in layers.items() for n in pooled if m is layer_catalogue(model).get(n)}
-    return [
-        {
-            "name": name,
-            "channels": shapes[name][1],
-            "height": shapes[name][2],
-            "width": shapes[name][3],
-            "before_pool": name in pooled,
-        }
-        for name in layers
-    ]
+    for i, row in enumerate(rows):
+        row["before_pool"] = row["name"] in pooled
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        row["before_downsampling"] = nxt is not None and nxt["height"] * nxt["width"] < row["height"] * row["width"]
+    return rows
 
 
 def flops_above(model: nn.Module, layer: str, size: int) -> tuple[int, int]:

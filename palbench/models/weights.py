@@ -1,5 +1,6 @@
-"""Weight sources: palbench / torchvision state dicts, the VGG-Face and VGGFace2 MatConvNet→PyTorch ports,
-and the input normalisation each was trained with (:data:`IMAGENET_NORMALIZATION`, ...).
+"""Weight sources: palbench / torchvision state dicts (any backbone of :func:`palbench.models.build_model`),
+the VGG-Face and VGGFace2 MatConvNet→PyTorch ports, and the input normalisation each was trained with
+(:data:`IMAGENET_NORMALIZATION`, ...).
 
 Formats, detected from the keys of the loaded state dict (``torch.load(..., weights_only=True)``):
 
@@ -9,7 +10,10 @@ Formats, detected from the keys of the loaded state dict (``torch.load(..., weig
                     identities as the pretext writes one): everything but the head, which keeps its random
                     init — the one case where a head is left out on purpose; a head of the wrong size fails.
 (b) ``torchvision`` torchvision's key names with a different head (e.g. ImageNet's 1000 classes): everything
-                    but the final classifier layer (``classifier.6`` / ``fc``), which keeps its random init.
+                    but the final classifier layer (:func:`head_prefix`: ``classifier.6``, ``fc``,
+                    ``heads.head``, ``head``, ...), which keeps its random init.
+                    A ViT's position embedding made for another image size is resized to the model's with
+                    torchvision's ``interpolate_embeddings`` (bicubic over the patch grid).
 (c) ``vgg_face``    ``vgg_face_dag.pth``: ``conv{b}_{i}`` → ``features.N`` (N of the k-th conv), ``fc6`` →
                     ``classifier.0``, ``fc7`` → ``classifier.3``; ``fc8`` (2622 identities) dropped. vgg16 only.
 (d) ``vggface2``    ``resnet50_ft_dag.pth`` / ``resnet50_scratch_dag.pth``: ``conv1_7x7_s2[_bn]`` → ``conv1``/
@@ -19,7 +23,8 @@ Formats, detected from the keys of the loaded state dict (``torch.load(..., weig
                     Caffe layout (stride on the 1×1 reduce conv, ceil-mode unpadded max-pool), see
                     :func:`palbench.models.layout.set_resnet_layout`.
 
-``"imagenet"`` reads torchvision's IMAGENET1K_V1 file from ``torch.hub.get_dir()/checkpoints/`` and never
+``"imagenet"`` reads torchvision's ImageNet file of the model's ``arch`` from ``torch.hub.get_dir()/checkpoints/``
+(IMAGENET1K_V1 for the paper's three backbones, torchvision's default weights for the others) and never
 downloads. Any missing, unexpected or mis-shaped key raises :class:`~palbench.errors.WeightsError`.
 
 Build the architecture first (:func:`palbench.models.backbones.build_model`), then
@@ -34,7 +39,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG, ResNet
+from torchvision.models import VGG, ResNet, VisionTransformer, get_model_weights
+from torchvision.models.vision_transformer import interpolate_embeddings
 
 from palbench.errors import ConfigError, WeightsError
 from palbench.models.layout import set_resnet_layout
@@ -46,6 +52,7 @@ __all__ = [
     "VGGFACE_NORMALIZATION",
     "detect_format",
     "head_prefix",
+    "imagenet_url",
     "imagenet_weights_path",
     "load_weights",
 ]
@@ -78,11 +85,19 @@ _EXTRA = "_extra_state"
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
+def imagenet_url(arch: str) -> str:
+    """The URL of ``arch``'s ImageNet weights: :data:`IMAGENET_URLS`, else torchvision's default weights."""
+    if arch in IMAGENET_URLS:
+        return IMAGENET_URLS[arch]
+    try:
+        return str(get_model_weights(arch).DEFAULT.url)
+    except (ValueError, KeyError, AttributeError):
+        raise ConfigError(f"arch {arch!r}: torchvision knows no ImageNet weights for it") from None
+
+
 def imagenet_weights_path(arch: str) -> Path:
     """Where ``weights="imagenet"`` looks: ``torch.hub.get_dir()/checkpoints/<basename of the URL>``."""
-    if arch not in IMAGENET_URLS:
-        raise ConfigError(f"arch {arch!r}: no ImageNet weights known; expected one of {', '.join(IMAGENET_URLS)}")
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(IMAGENET_URLS[arch])
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(imagenet_url(arch))
 
 
 def _read_state_dict(path: Path) -> dict[str, object]:
@@ -107,13 +122,13 @@ def _read_state_dict(path: Path) -> dict[str, object]:
 
 
 def head_prefix(model: nn.Module) -> str:
-    """State-dict prefix of the final classifier layer: ``classifier.6.`` (VGG) or ``fc.`` (ResNet)."""
-    if isinstance(model, ResNet):
-        return "fc."
-    if isinstance(model, VGG):
-        last = [name for name, m in model.classifier.named_children() if isinstance(m, nn.Linear)][-1]
-        return f"classifier.{last}."
-    raise ConfigError(f"{type(model).__name__}: weight import expects a torchvision VGG or ResNet")
+    """State-dict prefix of the final classifier layer: the last ``nn.Linear`` / ``nn.Conv2d`` in module order
+    (``classifier.6.`` VGG, ``fc.`` ResNet, ``heads.head.`` ViT, ``head.`` Swin, ``classifier.2.`` ConvNeXt,
+    ``classifier.1.`` SqueezeNet's 1×1 convolution); torchvision defines every classifier's head last."""
+    heads = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if not heads:
+        raise ConfigError(f"{type(model).__name__}: no linear or convolutional layer to serve as the classifier head")
+    return heads[-1] + "."
 
 
 def detect_format(sd: Mapping[str, object], model: nn.Module) -> str:
@@ -220,6 +235,7 @@ def _assign(
 def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_head: bool) -> None:
     """Formats (a) and (b): identical key names; (b) leaves the final classifier layer out."""
     head = head_prefix(model)
+    sd = _fit_position_embedding(model, sd)
     mapping = {
         k: k
         for k in model.state_dict()
@@ -228,6 +244,17 @@ def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_
     _assign(model, sd, mapping, dropped=() if with_head else (head,), path=path)
     if _EXTRA in sd and type(model).set_extra_state is not nn.Module.set_extra_state:
         model.set_extra_state(sd[_EXTRA])
+
+
+def _fit_position_embedding(model: nn.Module, sd: Mapping[str, object]) -> Mapping[str, object]:
+    """A ViT state dict whose position embedding has another number of patches (weights trained at another
+    image size): resized to ``model``'s grid by torchvision's ``interpolate_embeddings``."""
+    key = "encoder.pos_embedding"
+    if not isinstance(model, VisionTransformer) or not isinstance(sd.get(key), torch.Tensor):
+        return sd
+    if tuple(sd[key].shape) == tuple(model.encoder.pos_embedding.shape):  # type: ignore[union-attr]
+        return sd
+    return interpolate_embeddings(model.image_size, model.patch_size, dict(sd))  # type: ignore[arg-type]
 
 
 def _weights_file(model: nn.Module, weights: str | os.PathLike[str]) -> Path:
@@ -239,12 +266,12 @@ def _weights_file(model: nn.Module, weights: str | os.PathLike[str]) -> Path:
             raise WeightsError(f"{weights}: weights file not found (expected a .pth/.pt state dict or 'imagenet')")
         return path
     arch = getattr(model, "arch", None)
-    if arch not in IMAGENET_URLS:
-        raise ConfigError(f"weights 'imagenet': model arch {arch!r} is not one of {', '.join(IMAGENET_URLS)}")
+    if not isinstance(arch, str):
+        raise ConfigError("weights 'imagenet': the model has no `arch` (build it with palbench.models.build_model)")
     path = imagenet_weights_path(arch)
     if not path.is_file():
         raise WeightsError(
-            f"ImageNet weights for {arch} not found: place {path.name} ({IMAGENET_URLS[arch]}) at {path} "
+            f"ImageNet weights for {arch} not found: place {path.name} ({imagenet_url(arch)}) at {path} "
             "(palbench never downloads)"
         )
     return path
@@ -254,7 +281,8 @@ def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
     """Load ``weights`` into ``model`` (from :func:`~palbench.models.backbones.build_model`) in place.
 
     Args:
-        model: a torchvision VGG / ResNet; ``model.arch`` names it for ``"imagenet"``.
+        model: a model of :func:`~palbench.models.backbones.build_model`; ``model.arch`` names it for
+            ``"imagenet"``.
         weights: a ``.pth``/``.pt`` path (format detected from its keys, see the module docstring) or
             ``"imagenet"`` (torchvision's ImageNet weights from the torch hub cache only — never downloaded).
 

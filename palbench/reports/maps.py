@@ -18,12 +18,14 @@ def layer_positions(arch: str, size: int) -> list[dict]:
     """The PAL layers of ``arch`` in input → output order for a ``size``-pixel input.
 
     Returns:
-        :func:`palbench.models.describe_layers` rows (``name, channels, height, width, before_pool``) of a
-        1/16-width copy: names, map sizes and pooling positions do not depend on the width.
+        :func:`palbench.models.describe_layers` rows (``name, channels, height, width, before_pool,
+        before_downsampling``) of a 1/16-width copy where the family has a width knob: names, map sizes and
+        pooling positions do not depend on the width (channel counts do).
     """
-    from palbench.models import build_model, describe_layers
+    from palbench.models import build_model, describe_layers, has_width_knob
 
-    return describe_layers(build_model(arch, width=1 / 16), int(size))
+    width = 1 / 16 if has_width_knob(arch) else 1.0
+    return describe_layers(build_model(arch, width=width, size=int(size)), int(size))
 
 
 def study_catalogue(project: Project, study: str = "layers") -> list[dict] | None:
