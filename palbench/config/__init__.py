@@ -17,6 +17,7 @@ from palbench.config.names import (
     ARCHS,
     METHODS,
     STRATEGIES,
+    WIDTH_FAMILIES,
     check_renamed,
     config_name,
     constrained_channels,
@@ -26,6 +27,7 @@ from palbench.config.names import (
     PRETEXTS,
     run_name,
     seed_folder,
+    width_family,
 )
 from palbench.config.protocol import (
     REPORT_DEFAULTS,
@@ -44,9 +46,9 @@ from palbench.config.protocol import (
 from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_config, result_diff
 
 __all__ = [
-    "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "PalConfig", "TrainConfig",
+    "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
-    "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file",
+    "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
     "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
     "run_names",
     "seed_folder", "study_configs",

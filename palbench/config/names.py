@@ -45,6 +45,20 @@ ARCHS: tuple[str, ...] = (
     "swin_v2_b", "swin_v2_s", "swin_v2_t", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
     "vgg19_bn", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32", "wide_resnet101_2", "wide_resnet50_2",
 )  # fmt: skip
+#: Families whose channels ``width`` < 1 can narrow (:func:`palbench.models.build_model`), by builder-name prefix;
+#: others build at width 1 only.
+WIDTH_FAMILIES: dict[str, tuple[str, ...]] = {
+    "vgg": ("vgg",), "resnet": ("resnet", "resnext", "wide_resnet"), "convnext": ("convnext",),
+    "efficientnet": ("efficientnet_b",), "mobilenet_v2": ("mobilenet_v2",), "mobilenet_v3": ("mobilenet_v3",),
+    "vit": ("vit_",), "swin": ("swin_",),
+}  # fmt: skip
+
+
+def width_family(arch: str) -> str | None:
+    """The family of :data:`WIDTH_FAMILIES` ``arch`` belongs to, or ``None`` (no width knob)."""
+    return next((family for family, prefixes in WIDTH_FAMILIES.items() if arch.startswith(prefixes)), None)
+
+
 #: Side of the aligned face crops in pixels (RAF-DB's aligned crops are 100; a multiple of 16 suits the
 #: backbones) and their room around the face (share of the face scale on each side): :mod:`palbench.data.align`.
 CROP_SIZE = 112
@@ -95,13 +109,20 @@ BARE_KEYS = ("arch", "layer", "method", "strategy")
 _SEED = re.compile(r"(?:(?P<group>[A-Za-z0-9_-]+)/)?(?P<config>[A-Za-z0-9_-]+)/s(?P<seed>[0-9]+)")
 
 
-def _text(value: Any) -> str:
+#: A pretraining's weights (``pretrain/<name>/weights.pt``), named by its entry in configuration names.
+_PRETRAINED = re.compile(r"pretrain/(?P<name>[A-Za-z0-9_-]+)/weights\.pt")
+
+
+def _text(value: Any, key: str = "") -> str:
+    if key == "weights" and isinstance(value, str) and _PRETRAINED.fullmatch(value):
+        return _PRETRAINED.fullmatch(value)["name"]
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def config_name(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
     """A readable, unique name of a configuration: ``base`` or ``pal``, then the settings that differ from
-    ``defaults`` (``pal-conv4-grad``, ``pal-c1_0p25``, ``pal-landmark_noise_4``, ``base``).
+    ``defaults`` (``pal-conv4-grad``, ``pal-c1_0p25``, ``pal-landmark_noise_4``, ``base``; a pretraining's
+    weights by its entry: ``base-resnet18-width_0p25-weights_synth-faces-resnet18``).
 
     Names are DVC stage keys: letters, digits, ``-`` and ``_`` only (a ``.`` becomes ``p``). The name is a
     label for people and folders; palbench never reads settings back from it (they are in ``config.json``).
@@ -113,7 +134,7 @@ def config_name(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
         keys.insert(0, "pal_weight")
         diff["pal_weight"] = pal_weight
     parts = ["base" if pal_weight == 0 else "pal"]
-    parts += [_text(diff[k]) if k in BARE_KEYS else f"{k}_{_text(diff[k])}" for k in keys]
+    parts += [_text(diff[k]) if k in BARE_KEYS else f"{k}_{_text(diff[k], k)}" for k in keys]
     return re.sub(r"[^A-Za-z0-9_-]", "", "-".join(parts).replace(".", "p"))
 
 

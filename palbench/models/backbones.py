@@ -38,7 +38,7 @@ from torchvision.models import VGG, ResNet
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.models.vgg import cfgs, make_layers
 
-from palbench.config.names import ARCHS
+from palbench.config.names import ARCHS, WIDTH_FAMILIES, width_family
 from palbench.errors import ConfigError
 from palbench.models.layout import resnet_layout, set_resnet_layout
 from palbench.models.weights import IMAGENET_NORMALIZATION
@@ -232,38 +232,34 @@ def _swin(width: float, original: Callable[..., nn.Module]) -> Callable[..., nn.
     return build
 
 
-#: family → (builder-name prefixes, torchvision module, the helper its builders call, the wrapper that scales
-#: the helper's channel arguments by ``width``). VGG and ResNet families are always built through theirs.
-WIDTH_KNOBS: dict[str, tuple[tuple[str, ...], str, str, Callable[..., Callable[..., Any]]]] = {
-    "vgg": (("vgg",), "vgg", "_vgg", lambda w, _orig: _vgg(w)),
-    "resnet": (("resnet", "resnext", "wide_resnet"), "resnet", "_resnet", lambda w, _orig: _resnet(w)),
-    "convnext": (("convnext",), "convnext", "_convnext", _convnext),
-    "efficientnet": (("efficientnet_b",), "efficientnet", "_efficientnet_conf", _width_mult),
-    "mobilenet_v3": (("mobilenet_v3",), "mobilenetv3", "_mobilenet_v3_conf", _width_mult),
-    "vit": (("vit_",), "vision_transformer", "_vision_transformer", _vit),
-    "swin": (("swin_",), "swin_transformer", "_swin_transformer", _swin),
+#: family (:data:`palbench.config.names.WIDTH_FAMILIES`) → (torchvision module, the helper its builders call, the
+#: wrapper that scales the helper's channel arguments by ``width``). VGG and ResNet families are always built
+#: through theirs; mobilenet_v2 takes ``width_mult`` as a builder argument instead.
+WIDTH_KNOBS: dict[str, tuple[str, str, Callable[..., Callable[..., Any]]]] = {
+    "vgg": ("vgg", "_vgg", lambda w, _orig: _vgg(w)),
+    "resnet": ("resnet", "_resnet", lambda w, _orig: _resnet(w)),
+    "convnext": ("convnext", "_convnext", _convnext),
+    "efficientnet": ("efficientnet", "_efficientnet_conf", _width_mult),
+    "mobilenet_v3": ("mobilenetv3", "_mobilenet_v3_conf", _width_mult),
+    "vit": ("vision_transformer", "_vision_transformer", _vit),
+    "swin": ("swin_transformer", "_swin_transformer", _swin),
 }
-#: mobilenet_v2 takes width_mult as a builder argument (no interception needed).
 _WIDTH_ARGUMENT = {"mobilenet_v2": "width_mult"}
 
 
-def _knob(arch: str) -> str | None:
-    return next((family for family, (prefixes, *_rest) in WIDTH_KNOBS.items() if arch.startswith(prefixes)), None)
-
-
 def has_width_knob(arch: str) -> bool:
-    """Whether ``width`` < 1 can narrow ``arch`` (see :data:`WIDTH_KNOBS`)."""
-    return _knob(arch) is not None or arch in _WIDTH_ARGUMENT
+    """Whether ``width`` < 1 can narrow ``arch`` (:data:`~palbench.config.names.WIDTH_FAMILIES`)."""
+    return width_family(arch) is not None
 
 
 @contextmanager
 def _family_width(arch: str, width: float) -> Iterator[None]:
     """While building ``arch``: torchvision's constructor helper of its family takes channels × ``width``."""
-    family = _knob(arch)
-    if family is None:
+    family = width_family(arch)
+    if family not in WIDTH_KNOBS:
         yield
         return
-    _prefixes, module_name, helper, wrap = WIDTH_KNOBS[family]
+    module_name, helper, wrap = WIDTH_KNOBS[family]
     module = getattr(tvm, module_name)
     with mock.patch.object(module, helper, wrap(width, getattr(module, helper))):
         yield
@@ -298,7 +294,7 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, size: int =
             ``resnet50``, ``resnet18``, ``convnext_tiny``, ``efficientnet_b0``, ``vit_b_16``, ``swin_t``, ...).
         num_classes: K, size of the output ``[B, K]`` (the head torchvision builds has K outputs).
         width: channel multiplier in (0, 1]; < 1 gives a narrow CPU variant with the same layer structure,
-            for the families of :data:`WIDTH_KNOBS` and ``mobilenet_v2``.
+            for the families of :data:`~palbench.config.names.WIDTH_FAMILIES`.
         size: input side in pixels; only ViT depends on it (its position embedding is built for
             ``size × size`` images, which must be a multiple of its patch size).
 
@@ -316,7 +312,7 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, size: int =
         raise ConfigError(f"width {width!r}: expected a number in (0, 1]")
     if width != 1 and not has_width_knob(arch):
         raise ConfigError(f"width {width:g}: {arch} has no width knob (width 1 only); families with one: "
-                          f"{', '.join(f + '*' for f in WIDTH_KNOBS)}, mobilenet_v2")
+                          f"{', '.join(WIDTH_FAMILIES)}")
     kwargs: dict[str, Any] = {"num_classes": num_classes, **_BUILD_ARGS.get(arch, {})}
     if arch.startswith("vit_"):
         kwargs["image_size"] = int(size)
