@@ -24,6 +24,7 @@ from palbench.models import (
     build_model,
     capture,
     describe_layers,
+    flops_above,
     has_width_knob,
     head_prefix,
     imagenet_weights_path,
@@ -239,6 +240,12 @@ def test_hard_activations_are_twice_differentiable_and_unchanged():
 def test_automatic_catalogue_lists_blocks_in_forward_order():
     vit = layer_catalogue(build_model("vit_b_16", width=0.125, size=SIZE), SIZE)
     assert [n for n in vit if "encoder_layer" in n] == [f"encoder.layers.encoder_layer_{i}" for i in range(12)]
+    # A ViT takes only the size it was built for: every probe defaults to it.
+    vit96 = build_model("vit_b_16", width=0.125, size=96)
+    assert {(r["height"], r["width"]) for r in describe_layers(vit96, 96)} == {(6, 6)}
+    assert 0 < flops_above(vit96, "encoder.layers.encoder_layer_6", 96)[0]
+    with pytest.raises(ConfigError, match="no such layer"):
+        resolve_layer(vit96, "encoder.layers.encoder_layer_12")
     convnext = list(layer_catalogue(build_model("convnext_tiny", width=0.125), SIZE))
     assert "features.1.0" in convnext and not any(".block" in n for n in convnext)
     rows = describe_layers(build_model("swin_t", width=0.25), SIZE)

@@ -71,7 +71,7 @@ def unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
-def layer_catalogue(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+def layer_catalogue(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
     """``{name: module}`` of the PAL layers of a model, ordered input → output.
 
     A torchvision VGG or ResNet gets the paper's names (module doc). Any other network gets its blocks
@@ -89,7 +89,7 @@ def layer_catalogue(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
 
-def blocks(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+def blocks(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
     """The automatic catalogue: ``{module path: module}`` of a network's blocks, in forward order.
 
     A block is a module with a spatial output (:func:`spatial_modules`) that is a step of an
@@ -129,13 +129,15 @@ def blocks(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
     return {p: m for p, m in spatial.items() if p in found} or spatial
 
 
-def spatial_modules(model: nn.Module, size: int = 64) -> dict[str, nn.Module]:
+def spatial_modules(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
     """``{module path: module}`` of every submodule whose output is a spatial map for a ``[2, 3, size, size]``
     zero input: ``[B, C, H, W]``, ``[B, H, W, C]`` or tokens ``[B, N, D]`` with at least 2×2 positions and the
     batch on axis 0 (:func:`palbench.models.tokens.layout_of`), in the order their forwards finish (one
     eval-mode, no-grad forward; a module called several times counts at its first call). Where a 4-D shape
-    is ambiguous (C = H = W) a second forward at ``2 × size`` decides the channel axis."""
+    is ambiguous (C = H = W) a second forward at ``2 × size`` decides the channel axis. ``size`` defaults to
+    :func:`probe_size`."""
     model = unwrap(model)
+    size = probe_size(model, size)
     shapes = _probe_shapes(model, size)
     found = {n: m for n, (m, shape) in shapes.items() if shape[0] == 2 and layout_of(shape)}
     ambiguous = [n for n in found if len(shapes[n][1]) == 4 and len(set(shapes[n][1][1:])) == 1]
@@ -183,7 +185,7 @@ def _probe_shapes(model: nn.Module, size: int) -> dict[str, tuple[nn.Module, tup
     return shapes
 
 
-def resolve_layer(model: nn.Module, name: str, size: int = 64) -> nn.Module:
+def resolve_layer(model: nn.Module, name: str, size: int | None = None) -> nn.Module:
     """The module whose output is layer ``name``'s map: a catalogue name (:func:`layer_catalogue`) or any
     module path whose output is a spatial map ``[B, C, H, W]`` (checked with one ``size``-pixel probe
     forward). Anything else raises a one-line ConfigError listing the valid names."""
@@ -268,6 +270,15 @@ def capture(model: nn.Module, name: str) -> Iterator[LayerCapture]:
         handle.remove()
 
 
+def probe_size(model: nn.Module, size: int | None = None) -> int:
+    """``size``, or for ``None`` the input size the model was built for (torchvision ViT's ``image_size``: it
+    takes no other) or 64 px."""
+    if size is not None:
+        return size
+    own = getattr(unwrap(model), "image_size", None)
+    return own if isinstance(own, int) and not isinstance(own, bool) else 64
+
+
 def _probe(model: nn.Module, size: int, batch: int = 1) -> torch.Tensor:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"size {size!r}: expected a positive integer number of pixels")
@@ -275,11 +286,11 @@ def _probe(model: nn.Module, size: int, batch: int = 1) -> torch.Tensor:
     return torch.zeros(batch, 3, size, size, dtype=p.dtype, device=p.device)
 
 
-def _before_pool(model: nn.Module) -> set[str]:
+def _before_pool(model: nn.Module, size: int | None = None) -> set[str]:
     """Names of catalogue layers whose output goes straight into a max-pool (paper Fig. 3 vertical lines)."""
     names: set[str] = set()
     model = unwrap(model)
-    layers = layer_catalogue(model)
+    layers = layer_catalogue(model, size)
     if isinstance(model, VGG):
         seq = list(model.features)
         index = {id(m): i for i, m in enumerate(seq)}
@@ -314,9 +325,9 @@ def describe_layers(model: nn.Module, size: int, paths: bool = False) -> list[di
         layout = layout_of(shape, m) or "nchw"
         c, h, w = tuple(to_map(torch.empty(shape, device="meta"), layout).shape[1:])
         rows.append({"name": name, "channels": c, "height": h, "width": w})
-    pooled = _before_pool(model) if not paths or isinstance(model, (VGG, ResNet)) else set()
+    pooled = _before_pool(model, size) if not paths or isinstance(model, (VGG, ResNet)) else set()
     if paths:  # a path that is also a catalogue layer precedes a pool when that layer does
-        pooled = {p for p, m in layers.items() for n in pooled if m is layer_catalogue(model).get(n)}
+        pooled = {p for p, m in layers.items() for n in pooled if m is layer_catalogue(model, size).get(n)}
     for i, row in enumerate(rows):
         row["before_pool"] = row["name"] in pooled
         nxt = rows[i + 1] if i + 1 < len(rows) else None
@@ -333,7 +344,7 @@ def flops_above(model: nn.Module, layer: str, size: int) -> tuple[int, int]:
     per step is a double backward through this upper part.
     """
     model = unwrap(model)
-    module = resolve_layer(model, layer)
+    module = resolve_layer(model, layer, size)
     x = _probe(model, size).to("meta")
     # Shapes are all FlopCounterMode needs: run on the meta device (no arithmetic, no copy of the weights).
     meta = {k: torch.empty_like(v, device="meta") for k, v in [*model.named_parameters(), *model.named_buffers()]}
