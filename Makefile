@@ -30,6 +30,7 @@ repro: $(STAMP)
 speed: $(STAMP)
 	$(BIN)/python benchmarks/speed/train_step.py --arch vgg16
 	$(BIN)/python benchmarks/speed/train_step.py --arch resnet50
+	$(BIN)/python benchmarks/speed/backbones.py
 	$(BIN)/python benchmarks/speed/priors.py
 	$(BIN)/python benchmarks/speed/synth.py
 	$(BIN)/python benchmarks/speed/grid_step.py

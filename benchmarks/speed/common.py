@@ -29,8 +29,9 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def interleaved_medians(fns: dict[str, Callable[[], None]], rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, timed in interleaved rounds so drift hits all alike."""
+def interleaved_times(fns: dict[str, Callable[[], None]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each function in each of ``rounds`` interleaved rounds (round ``i`` of every function at
+    index ``i``), so drift hits all alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -40,7 +41,12 @@ def interleaved_medians(fns: dict[str, Callable[[], None]], rounds: int, warmup:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict[str, Callable[[], None]], rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, timed in interleaved rounds so drift hits all alike."""
+    return {k: statistics.median(v) for k, v in interleaved_times(fns, rounds, warmup).items()}
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
