@@ -36,7 +36,7 @@ def make_project(root: Path) -> Path:
     for d in ("palbench", "benchmarks/protocols", "notebooks"):
         if (REPO / d).is_dir():
             shutil.copytree(REPO / d, root / d, ignore=ignore)
-    for f in ("dvc.yaml", ".dvcignore", "transfer/.gitignore"):
+    for f in ("dvc.yaml", ".dvcignore", "transfer/.gitignore", "pretrain/.gitignore"):
         if (REPO / f).is_file():
             (root / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / f, root / f)

@@ -153,3 +153,23 @@ def test_derivation_sees_the_known_chains():
     assert "palbench/reports/render.py" not in train
     landmarks = stage_files("landmarks", "palbench landmarks data/x")
     assert "palbench/landmarks/dlib_backend.py" in landmarks  # via importlib.import_module(f"palbench.landmarks.{m}")
+
+
+def test_train_stage_depends_on_every_weights_file_a_run_may_load():
+    """A run loads train.weights or, in a study that sets its own, a pretraining's weights.pt: the train stage
+    depends on both `${train.weights}` and the whole `pretrain` folder (a committed placeholder keeps it in
+    protocols without pretraining), so DVC reruns a group when any weights it loads change. Checked for every
+    configuration of every protocol."""
+    from palbench.config import protocol as pr
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps = [str(d) for d in stages["train"]["do"]["deps"]]
+    assert "${train.weights}" in deps and pr.PRETRAIN_DIR in deps
+    assert pr.PRETRAIN_DIR in [str(d) for d in stages["reports"]["deps"]]  # the pretraining accuracies it shows
+    assert (ROOT / pr.PRETRAIN_DIR / ".gitignore").is_file() and (ROOT / "transfer" / ".gitignore").is_file()
+    for name in pr.available_protocols():
+        proto = pr.load_protocol(name)
+        for row in pr.grid(proto):
+            weights = row["settings"].get("weights")
+            assert not weights or weights == proto["train"]["weights"] or weights.startswith(f"{pr.PRETRAIN_DIR}/"), (
+                name, row["config"], weights)

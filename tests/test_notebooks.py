@@ -291,6 +291,102 @@ def test_claims_report_renders_without_a_study_and_says_why(smoke_project, tmp_p
     assert table.loc["d", "verdict"] == "not tested" and table.loc["a", "verdict"] == "undecided at 95%"
 
 
+def _project_with_backbones(smoke_project, tmp_path) -> Path:
+    """The smoke project's notebooks, data and results in ``tmp_path`` with a params.yaml whose studies are the
+    comparison on three backbones (as synthetic-backbones): `comparison` (smoke's VGG16-BN, 1 seed, its own
+    results), `comparison-resnet18` (3 seeds: results/comparison-resnet18.csv written here, its pretraining at
+    chance) and `comparison-convnext_tiny` (no results)."""
+    from palbench.config import read_params, write_params
+
+    root, _ = smoke_project
+    for d in ("notebooks", "results", "data"):
+        shutil.copytree(root / d, tmp_path / d)
+    params = read_params(root / "params.yaml")
+    entry = params["pretraining"]["smoke-faces"]
+    studies = {"comparison": params["studies"]["comparison"]}
+    for arch, layer in (("resnet18", "layer3"), ("convnext_tiny", "features.5")):
+        name = f"smoke-faces-{arch}"
+        params["pretraining"][name] = {**entry,
+                                       "train": {**entry["train"], "arch": arch, "width": 0.25, "layer": layer}}
+        studies[f"comparison-{arch}"] = {"title": f"Baseline vs PAL, {arch}", "vary": {"pal_weight": [1.0]},
+                                         "set": {"arch": arch, "width": 0.25, "layer": layer, "prior_sigma": 0.5,
+                                                 "weights": f"pretrain/{name}/weights.pt"}}
+    params["studies"] = studies
+    write_params({k: v for k, v in params.items() if k != "runs"}, tmp_path / "params.yaml")
+    table, _ = three_seed_table("pal_weight", [1.0])
+    table["test_alignment_constrained_mean"] = [0.3, 0.8]
+    table.to_csv(tmp_path / "results" / "comparison-resnet18.csv", index=False)
+    pre = tmp_path / "pretrain" / "smoke-faces-resnet18"
+    pre.mkdir(parents=True)
+    (pre / "pretrain.json").write_text(json.dumps({"pretext": "label", "classes": 7,
+                                                   "images": {"train": 4000, "val": 400},
+                                                   "metrics": {"best_val_accuracy": 0.15}}))
+    return tmp_path
+
+
+def test_comparison_report_shows_the_backbones_side_by_side(smoke_project, tmp_path):
+    """A protocol with several comparison studies: the comparison report's table has one row per backbone
+    (layer and its map, pretraining accuracy, baseline and PAL, the paired difference), the forest plot one
+    row per backbone, and the reading names each difference, the pretraining at chance and the study without
+    results. The claims report still renders (every other study absent: not tested)."""
+    root = _project_with_backbones(smoke_project, tmp_path)
+    project = r.open_project(root)
+    assert r.comparison_studies(project) == ["comparison", "comparison-resnet18", "comparison-convnext_tiny"]
+    plan = render.plan(project)
+    assert {n for n, why in plan.items() if why is None} == {"claims", "confusion", "attributions", "comparison"}
+
+    res = papermill(["notebooks/comparison.ipynb", "comparison.ipynb"], root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    nb = json.loads((root / "comparison.ipynb").read_text())
+    assert not [o for o in outputs(nb) if o["output_type"] == "error"]
+    assert len([o for o in outputs(nb) if "image/png" in o.get("data", {})]) == 1  # the forest plot
+    table = pd.read_csv(root / "reports" / "tables" / "backbones.csv").set_index("backbone")
+    assert table.index.tolist() == ["VGG16-BN ×0.0625", "ResNet18 ×0.25", "ConvNeXt-T ×0.25"]
+    assert table["study"].tolist() == r.comparison_studies(project)
+    assert table.loc["VGG16-BN ×0.0625", "layer (C×H×W)"] == "conv7 (16×8×8)"  # 256 × 0.0625 channels at 32 px
+    assert table.loc["ResNet18 ×0.25", "layer (C×H×W)"] == "layer3 (64×2×2)"
+    assert table.loc["ResNet18 ×0.25", "pretraining val (%)"] == "15.0 (at chance)"
+    resnet = pd.read_csv(root / "results" / "comparison-resnet18.csv").iloc[1]
+    assert table.loc["ResNet18 ×0.25", "PAL − baseline (points) [95% CI]"] == (
+        f"{100 * resnet['diff']:+.1f} [{100 * resnet['diff_ci_low']:+.1f}, {100 * resnet['diff_ci_high']:+.1f}]")
+    assert table.loc["ResNet18 ×0.25", "alignment r PAL / baseline"] == "0.80 / 0.30"
+    assert table.loc["ConvNeXt-T ×0.25", "vs chance"] == "no results"
+    assert table.loc["ConvNeXt-T ×0.25", "baseline (%) mean ± std"] == "–"
+    assert (root / "reports" / "figures" / "backbones.png").is_file()
+    reading = render.headline(root / "comparison.ipynb")
+    assert "PAL at a late layer against each backbone's own baseline (3 backbones)" in reading
+    assert f"ResNet18 ×0.25 at layer3: {r.comparison_text(resnet)}" in reading
+    assert "Still at chance after pretraining: ResNet18 ×0.25." in reading
+    assert "No results for comparison-convnext_tiny (" in reading and "nan" not in reading.lower()
+
+    res = papermill(["notebooks/claims.ipynb", "claims.ipynb"], root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "not tested" in render.headline(root / "claims.ipynb")
+
+
+def test_backbone_summary_flags_chance_and_plots_every_backbone(smoke_project, tmp_path):
+    root = _project_with_backbones(smoke_project, tmp_path)
+    project = r.open_project(root)
+    table = pd.read_csv(root / "results" / "comparison-resnet18.csv")
+    table.loc[:, ["mean", "ci_low"]] = [[0.15, 0.10], [0.16, 0.11]]  # both at chance (7 classes)
+    table.to_csv(root / "results" / "comparison-resnet18.csv", index=False)
+    summary = r.backbone_summary(project)
+    row = summary.set_index("study").loc["comparison-resnet18"]
+    assert row["base_at_chance"] and row["pal_at_chance"] and row["pretrain_chance"] and row["map"] == ""
+    shown = r.backbone_table(summary).set_index("study")
+    assert shown.loc["comparison-resnet18", "vs chance"] == "baseline and PAL at chance"
+    assert shown.loc["comparison-resnet18", "alignment r PAL / baseline"].endswith("(not interpretable: at chance)")
+    text = r.backbones_headline(summary)
+    assert "At chance on the test split, so their differences and alignment are not interpretable: " in text
+    assert "ResNet18 ×0.25 (baseline and PAL at chance)" in text
+    fig = r.plot_backbones(summary, "PAL − baseline per backbone — smoke")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(labels) == 3 and labels[1].endswith("at chance")
+    assert "no results" in [t.get_text().strip() for t in fig.axes[0].texts]
+    assert not text_overlaps(fig)
+    plt.close(fig)
+
+
 def test_report_cli_errors_in_one_line(copy, tmp_path):
     import pipeline_project as pp
 

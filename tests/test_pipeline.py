@@ -152,7 +152,8 @@ def _placeholders(root):
                     (target / ".placeholder").write_text("")
 
 
-@pytest.mark.parametrize("protocol", ["synthetic-cpu", "rafdb-vgg16", "rafdb-resnet50", "affectnet-resnet50"])
+@pytest.mark.parametrize("protocol", ["synthetic-cpu", "synthetic-backbones", "rafdb-vgg16", "rafdb-resnet50",
+                                      "affectnet-resnet50"])
 def test_dry_run_resolves_every_protocol(tmp_path, protocol):
     root = pp.make_project(tmp_path / "project")
     _fake_licensed_data(root, protocol)

@@ -109,7 +109,8 @@ def test_protocol_pretraining_section_is_checked():
     with pytest.raises(ConfigError, match="the expression set itself"):
         pr.validate_protocol(bad, "p.yaml")
     bad = {**proto, "pretraining": {"synth-faces": {**entry, "train": {**entry["train"], "width": 0.25}}}}
-    with pytest.raises(ConfigError, match=r"pretraining.synth-faces.train.width: 0.25, but train.width is 0.125"):
+    with pytest.raises(ConfigError, match=r"train: weights 'pretrain/synth-faces/weights.pt' are pretraining.synth-faces's "
+                                          r"\(width 0.25\), but train.width is 0.125"):
         pr.validate_protocol(bad, "p.yaml")
     with pytest.raises(ConfigError, match=r"train.weights 'pretrain/other/weights.pt': no pretraining writes it"):
         pr.validate_protocol({**proto, "train": {**proto["train"], "weights": "pretrain/other/weights.pt"}}, "p.yaml")

@@ -15,7 +15,7 @@ from palbench.config import protocol as pr
 from palbench.errors import ConfigError, DataError
 from palbench.results import aggregate
 
-PROTOCOLS = ["synthetic-cpu", "smoke", "rafdb-vgg16", "rafdb-resnet50", "affectnet-resnet50"]
+PROTOCOLS = ["synthetic-cpu", "synthetic-backbones", "smoke", "rafdb-vgg16", "rafdb-resnet50", "affectnet-resnet50"]
 
 
 def test_every_protocol_is_listed_and_valid():
@@ -76,6 +76,87 @@ def test_paper_grid_on_rafdb():
     assert (t["lr"], t["batch_size"], t["epochs"], t["size"]) == (5e-5, 16, 75, 224)
     aff = pr.load_protocol("affectnet-resnet50")["train"]
     assert (aff["lr"], aff["max_steps"], aff["balanced"]) == (4e-5, 40000, True)
+
+
+def test_backbones_protocol_compares_each_backbone_with_its_own_baseline():
+    """synthetic-backbones: one comparison study per backbone, each fine-tuning its own pretraining; its
+    baseline is the same backbone with pal_weight 0; every configuration has its own name (and run folders)."""
+    proto = pr.load_protocol("synthetic-backbones")
+    cpu = pr.load_protocol("synthetic-cpu")
+    assert proto["data"] == cpu["data"] and proto["landmarks"] == cpu["landmarks"]
+    assert proto["pretraining"]["synth-faces"] == cpu["pretraining"]["synth-faces"]
+    studies = [s for s in proto["studies"] if s == "comparison" or s.startswith("comparison-")]
+    assert studies == list(proto["studies"]) and len(studies) >= 4
+    archs = set()
+    for study in studies:
+        base, pal = pr.study_configs(proto, study)
+        assert base["pal_weight"] == 0 and pal["pal_weight"] == 1.0
+        assert {k: v for k, v in base.items() if k not in pr.PAL_KEYS + ("pal_weight",)} == \
+               {k: v for k, v in pal.items() if k not in pr.PAL_KEYS + ("pal_weight",)}  # same backbone, layer, start
+        name = next(n for n in proto["pretraining"] if pal["weights"] == pr.pretrain_weights(n))
+        assert {k: proto["pretraining"][name]["train"][k] for k in ("arch", "width")} == \
+               {k: pal[k] for k in ("arch", "width")}
+        assert study == "comparison" or study == f"comparison-{pal['arch']}"
+        archs.add(pal["arch"])
+    assert len(archs) == len(studies)  # one family per study
+    rows = pr.grid(proto)
+    names = {r["config"] for r in rows}
+    assert len(names) == 2 * len(studies) and len({repr(r["settings"]) for r in rows}) == len(names)
+    assert "base-resnet18-width_0p25-weights_synth-faces-resnet18-layer3" in names  # the pretraining by its name
+    runs = pr.expand_runs(proto)
+    assert len(runs["baseline"]) == len(studies) and set(runs) == {"baseline", *studies}
+
+
+def _backbones(study: str = "comparison-resnet18", **set_changes) -> dict:
+    proto = pr.load_protocol("synthetic-backbones")
+    proto["studies"][study]["set"] = {**proto["studies"][study].get("set", {}), **set_changes}
+    return proto
+
+
+@pytest.mark.parametrize(
+    "proto, needle",
+    [
+        (_backbones(weights="pretrain/synth-faces/weights.pt"),
+         "studies.comparison-resnet18: weights 'pretrain/synth-faces/weights.pt' are pretraining.synth-faces's "
+         "(arch 'vgg16_bn'), but the study's arch is 'resnet18'"),
+        (_backbones(width=0.5),
+         "studies.comparison-resnet18: weights 'pretrain/synth-faces-resnet18/weights.pt' are "
+         "pretraining.synth-faces-resnet18's (width 0.25), but the study's width is 0.5"),
+        (_backbones("comparison", arch="resnet18", width=0.25, layer="layer3"),
+         "studies.comparison: weights 'pretrain/synth-faces/weights.pt' are pretraining.synth-faces's (arch "
+         "'vgg16_bn'), but the study's arch is 'resnet18'"),
+        (_backbones(weights="pretrain/nope/weights.pt"),
+         "studies.comparison-resnet18.weights 'pretrain/nope/weights.pt': no pretraining writes it; expected one of "
+         "pretrain/synth-faces-convnext_tiny/weights.pt"),
+        (_backbones(weights="external/weights/resnet18.pth"),
+         "studies.comparison-resnet18.weights 'external/weights/resnet18.pth': the train stage depends only on "
+         "train.weights and pretrain/"),
+    ],
+)
+def test_a_study_loads_only_weights_of_its_own_backbone(proto, needle):
+    """Weights under pretrain/ must come from a pretraining entry with the configuration's arch and width; any
+    other file must be train.weights (what dvc.yaml's train stage depends on). One line, naming the study."""
+    with pytest.raises(ConfigError) as e:
+        pr.validate_protocol(proto, "p.yaml")
+    assert str(e.value).startswith(f"p.yaml: {needle}") and "\n" not in str(e.value)
+
+
+def test_a_pretraining_of_another_backbone_is_accepted_where_a_study_uses_it():
+    """The smoke protocol with a second pretraining (another width) and a study that fine-tunes it: valid, and
+    the baseline of that study is its own backbone; train.weights stays with train's backbone."""
+    proto = pr.load_protocol("smoke")
+    entry = proto["pretraining"]["smoke-faces"]
+    proto["pretraining"]["smoke-faces-narrow"] = {**entry, "train": {**entry["train"], "width": 0.03125}}
+    proto["studies"]["comparison-narrow"] = {"set": {"width": 0.03125,
+                                                     "weights": "pretrain/smoke-faces-narrow/weights.pt"},
+                                             "vary": {"pal_weight": [1.0]}}
+    pr.validate_protocol(proto, "p.yaml")
+    base, pal = pr.study_configs(proto, "comparison-narrow")
+    assert base["width"] == pal["width"] == 0.03125 and base["weights"] == "pretrain/smoke-faces-narrow/weights.pt"
+    proto["train"]["width"] = 0.03125  # the default backbone now disagrees with train.weights' pretraining
+    with pytest.raises(ConfigError, match=r"^p.yaml: train: weights 'pretrain/smoke-faces/weights.pt' are "
+                                          r"pretraining.smoke-faces's \(width 0.0625\), but train.width is 0.03125"):
+        pr.validate_protocol(proto, "p.yaml")
 
 
 def _proto(**changes):

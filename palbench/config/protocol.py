@@ -31,6 +31,7 @@ generated, committed ``runs`` makes every stage instance visible in ``dvc status
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Mapping
@@ -108,6 +109,7 @@ def validate_protocol(proto: Any, where: str) -> None:
     check_renamed(proto["train"], f"{where}: train")
     noise = _check_noise(proto["priors"] or {}, where)
     _check_studies(proto, where, noise)
+    _check_weights(proto, where)
     check_reports_section(proto.get("reports"), where, noise)
 
 
@@ -125,8 +127,8 @@ PRETRAINING_KEYS = ("command", "args", "labels", "train")
 
 def _check_pretraining(proto: Mapping, where: str) -> None:
     """The optional ``pretraining`` section — ``{dataset name: {command, args, labels, train}}``, one DVC
-    ``pretrain_data`` + ``pretrain`` stage per entry writing ``pretrain/<name>/weights.pt`` — and
-    ``train.weights``, which dvc.yaml's train stage depends on (a pretraining's ``weights.pt`` or a file)."""
+    ``pretrain_data`` + ``pretrain`` stage per entry writing ``pretrain/<name>/weights.pt`` — and that
+    ``train.weights`` is set. Which configurations load which weights is checked by :func:`_check_weights`."""
     pre = proto.get("pretraining") or {}
     if not isinstance(pre, dict):
         raise ConfigError(f"{where}: pretraining: expected a mapping of dataset name -> {{{', '.join(PRETRAINING_KEYS)}}}")
@@ -141,19 +143,59 @@ def _check_pretraining(proto: Mapping, where: str) -> None:
             raise ConfigError(f"{key}: expected exactly the keys {', '.join(PRETRAINING_KEYS)}")
         if entry["labels"] not in PRETEXTS:
             raise ConfigError(f"{key}.labels: {entry['labels']!r}; expected one of {', '.join(PRETEXTS)}")
-        for k in ("arch", "width"):
-            if entry["train"].get(k) != proto["train"].get(k):
-                raise ConfigError(f"{key}.train.{k}: {entry['train'].get(k)!r}, but train.{k} is "
-                                  f"{proto['train'].get(k)!r}; the grid loads these weights")
+        if not isinstance(entry["train"], dict):
+            raise ConfigError(f"{key}.train: expected a mapping of training settings")
         TrainConfig.from_dict({**entry["train"], "data": "-", "pal_weight": 0.0}, where=f"{key}.train")
-    weights = proto["train"].get("weights")
-    if not weights:
+    if not proto["train"].get("weights"):
         raise ConfigError(f"{where}: train.weights: not set; PAL fine-tunes a pretrained network (paper §IV-B): "
                           "name a weights file, or pretrain/<name>/weights.pt of a `pretraining` entry")
-    made = {f"pretrain/{name}/weights.pt" for name in pre}
-    if str(weights).startswith("pretrain/") and weights not in made:
-        raise ConfigError(f"{where}: train.weights {weights!r}: no pretraining writes it; expected one of "
-                          f"{', '.join(sorted(made)) or '(no pretraining entry)'}")
+
+
+#: Where a pretraining entry writes its weights (``pretrain/<name>/weights.pt``): the folder the train stage
+#: depends on as a whole, with ``train.weights``, so a run reruns when any weights it may load change.
+PRETRAIN_DIR = "pretrain"
+#: The backbone settings a pretraining's weights fix: a configuration that loads them must have the same.
+BACKBONE_KEYS = ("arch", "width")
+
+
+def pretrain_weights(name: str) -> str:
+    """The weights file of pretraining entry ``name``: ``pretrain/<name>/weights.pt``."""
+    return f"{PRETRAIN_DIR}/{name}/weights.pt"
+
+
+def _train_default(key: str) -> Any:
+    return next(f.default for f in dataclasses.fields(TrainConfig) if f.name == key)
+
+
+def _check_weights(proto: Mapping, where: str) -> None:
+    """Every configuration — ``train``'s defaults and each of every study's (its baseline included) — loads
+    weights the train stage depends on (``train.weights``, or a file under ``pretrain/``), and a pretraining's
+    weights only with that pretraining's ``arch`` and ``width``: a protocol may compare backbones, each study
+    fine-tuning its own pretraining (``set: {arch, width, weights: pretrain/<name>/weights.pt}``)."""
+    pre = proto.get("pretraining") or {}
+    made = {pretrain_weights(name): name for name in pre}
+    default = proto["train"].get("weights")
+    checked = [("train", "train.", _defaults(proto))]
+    checked += [(f"studies.{s}", "the study's ", conf) for s in proto["studies"] for conf in study_configs(proto, s)]
+    for key, owner, conf in checked:
+        weights = conf.get("weights")
+        if not weights:
+            continue
+        weights = str(weights)
+        if weights.startswith(f"{PRETRAIN_DIR}/") and weights not in made:
+            raise ConfigError(f"{where}: {key}.weights {weights!r}: no pretraining writes it; expected one of "
+                              f"{', '.join(sorted(made)) or '(no pretraining entry)'}")
+        if weights not in made:
+            if weights != default:
+                raise ConfigError(f"{where}: {key}.weights {weights!r}: the train stage depends only on train.weights "
+                                  f"and {PRETRAIN_DIR}/; use train.weights or a pretraining entry's weights")
+            continue
+        name = made[weights]
+        for k in BACKBONE_KEYS:
+            trained, used = pre[name]["train"].get(k, _train_default(k)), conf.get(k, _train_default(k))
+            if trained != used:
+                raise ConfigError(f"{where}: {key}: weights {weights!r} are pretraining.{name}'s ({k} {trained!r}), "
+                                  f"but {owner}{k} is {used!r}; a run loads weights of its own {k} only")
 
 
 #: ``transfer.<name>`` keys: how dataset B is made (as ``data``), and optionally the study whose runs are tested

@@ -7,8 +7,9 @@ keep their cells short and call these functions, which the tests call too:
   where figures (``reports/figures/*.png``) and tables (``reports/tables/*.csv``) are written;
 * :mod:`~palbench.reports.tables` — the study tables of ``results/`` formatted as the paper's tables, and
   the sentences that read them (PAL − baseline, 95% CI, paired p);
-* :mod:`~palbench.reports.paper` — Table III's published rows (cited) beside ours, and the readings of the
-  comparison study (confusion, attention);
+* :mod:`~palbench.reports.paper` — Table III's published rows (cited) beside ours, the readings of the
+  comparison study (confusion, attention), and the comparison on several backbones side by side
+  (``comparison`` and ``comparison-<name>`` studies);
 * :mod:`~palbench.reports.figures` — the figures (matplotlib);
 * :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
 * the claims report (``notebooks/claims.ipynb``) computes its verdicts with :mod:`palbench.claims` and draws
@@ -21,18 +22,24 @@ No report trains anything or recomputes a statistic that ``palbench aggregate`` 
 
 from palbench.reports.figures import (
     plot_attributions,
+    plot_backbones,
     plot_claims,
     plot_confusions,
     plot_layers,
     plot_noise,
     plot_noisy_priors,
 )
-from palbench.reports.maps import attribution_maps, layer_positions, select_images, study_catalogue
+from palbench.reports.maps import (attribution_maps, backbone_maps, layer_map, layer_positions, select_images,
+                                   study_catalogue)
 from palbench.reports.paper import (
     PAPER_TABLE_III,
     attention_headline,
+    backbone_summary,
+    backbone_table,
+    backbones_headline,
     comparison_headline,
     comparison_pair,
+    comparison_reading,
     comparison_table,
     confusion_headline,
     confusion_titles,
@@ -40,6 +47,7 @@ from palbench.reports.paper import (
     recall_table,
     dataset_column,
     paper_improvement,
+    show_backbones,
     show_transfer,
     transfer_tables,
 )
@@ -49,6 +57,7 @@ from palbench.reports.project import (
     ReportError,
     chance_levels,
     class_names,
+    comparison_studies,
     find_root,
     header_markdown,
     notebook_studies,
@@ -92,4 +101,6 @@ __all__ = [
     "read_study", "recall_table", "refuse_renamed", "ReportError", "require_study", "row_normalise", "save_figure",
     "save_table", "select_images", "show_header", "show_headline", "split_size", "study_backbone",
     "study_catalogue", "study_title", "versus_clean", "show_transfer", "transfer_tables",
+    "backbone_maps", "backbone_summary", "backbone_table", "backbones_headline", "comparison_reading",
+    "comparison_studies", "layer_map", "plot_backbones", "show_backbones",
 ]  # fmt: skip

@@ -286,3 +286,43 @@ def plot_claims(parts: pd.DataFrame, title: str) -> Figure:
     ax.grid(axis="x", alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8, frameon=False, title="verdict", title_fontsize=8)
     return fig
+
+
+def plot_backbones(summary: pd.DataFrame, title: str) -> Figure:
+    """Table III on several backbones as a forest plot: per backbone (rows, the protocol's order top down),
+    PAL − baseline in accuracy points with the 95% t-interval of the paired difference (none with one seed),
+    the zero line; a backbone at chance (baseline or PAL) is drawn in grey and says so, a study without
+    results says that instead of a point.
+
+    Args:
+        summary: :func:`palbench.reports.paper.backbone_summary`.
+    """
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * n + 1.6), layout="constrained")
+    ys = np.arange(n)[::-1]
+    labels = []
+    for y, (_, row) in zip(ys, summary.iterrows()):
+        where = f"{row['layer']}" + (f", {row['map']}" if row["map"] else "")
+        if row["missing"]:
+            labels.append(f"{row['backbone']} ({where})")
+            ax.text(0, y, "  no results", va="center", ha="left", fontsize=8, color="0.45")
+            continue
+        chance = bool(row["base_at_chance"] or row["pal_at_chance"])
+        labels.append(f"{row['backbone']} ({where})" + ("\nat chance" if chance else ""))
+        diff, lo, hi = 100 * row["diff"], 100 * row["diff_ci_low"], 100 * row["diff_ci_high"]
+        xerr = [[diff - lo], [hi - diff]] if np.isfinite(lo) and np.isfinite(hi) else None
+        ax.errorbar([diff], [y], xerr=xerr, fmt="o", color="0.6" if chance else PAL_COLOUR, ms=6, capsize=3,
+                    lw=1.4, zorder=3)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    finite = summary["diff"].to_numpy(dtype=float) if "diff" in summary else np.array([])
+    if not np.isfinite(finite).any():
+        ax.set_xlim(-1, 1)
+    ax.set_xlabel("PAL − baseline, test accuracy points (paired over the same seeds)")
+    pairs = int(np.nanmax(summary["n_pairs"])) if "n_pairs" in summary and summary["n_pairs"].notna().any() else 0
+    note = (f"{pairs} paired seeds: mean difference and its 95% t-interval" if pairs > 1 else
+            f"{pairs} paired seed{'s' if pairs != 1 else ''}: no interval")
+    ax.set_title(f"{title}\n{note}", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

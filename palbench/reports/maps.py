@@ -41,6 +41,35 @@ def study_catalogue(project: Project, study: str = "layers") -> list[dict] | Non
     return layer_positions(conf["arch"], int(conf["size"]))
 
 
+def layer_map(arch: str, width: float, size: int, layer: str) -> tuple[int, int, int]:
+    """C×H×W of ``layer``'s map (a catalogue name or a module path) in ``arch`` at ``width`` for ``size``-pixel
+    inputs, as the PAL term reads it: captured (:func:`palbench.models.capture`, tokens and channels-last
+    outputs as ``[B, C, H, W]``) during one forward of a zero image, as a training step does."""
+    import torch
+
+    from palbench.models import build_model, capture
+
+    model = build_model(arch, width=float(width), size=int(size)).eval()
+    with torch.no_grad(), capture(model, layer) as cap:
+        model(torch.zeros(1, 3, int(size), int(size)))
+    c, h, w = cap.features.shape[1:]
+    return int(c), int(h), int(w)
+
+
+def backbone_maps(project: Project) -> dict[str, tuple[int, int, int]]:
+    """``{study: (C, H, W)}`` of the PAL layer of every comparison study
+    (:func:`palbench.reports.project.comparison_studies`), from its configuration in the protocol."""
+    from palbench.config import study_configs
+    from palbench.reports.project import comparison_studies
+
+    out = {}
+    for study in comparison_studies(project):
+        confs = study_configs(project.params, study)
+        conf = confs[1] if len(confs) > 1 else confs[0]
+        out[study] = layer_map(conf["arch"], conf.get("width", 1.0), int(conf["size"]), str(conf["layer"]))
+    return out
+
+
 def select_images(labels: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
     """Positions (into a split) of up to ``n`` samples with a face: the first of each class in class order,
     then the second of each, ... — deterministic and not chosen by how the models do.

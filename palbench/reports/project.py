@@ -32,6 +32,17 @@ NOTEBOOKS: dict[str, tuple[str | tuple[str, ...], str]] = {
 }
 
 
+#: The comparison study (Table III); ``comparison-<name>`` studies are the same comparison on other backbones (their
+#: ``set`` gives ``arch``, ``width``, ``layer``, ``weights`` ...): the comparison report shows them side by side.
+COMPARISON = "comparison"
+
+
+def comparison_studies(project: Project) -> list[str]:
+    """``comparison`` (when the protocol has it) then every ``comparison-<name>`` study, in protocol order."""
+    studies = [s for s in project.params.get("studies") or {} if s.startswith(f"{COMPARISON}-")]
+    return ([COMPARISON] if project.has_study(COMPARISON) else []) + studies
+
+
 def notebook_studies(notebook: str) -> tuple[str, ...]:
     """The studies a notebook reads (:data:`NOTEBOOKS`); it is worth running when the protocol has any of them."""
     studies = NOTEBOOKS[notebook][0]
@@ -249,9 +260,15 @@ def class_names(project: Project) -> list[str]:
     return list(classes or CLASSES)
 
 
+#: How the reports write the backbones the protocols use (any other by its torchvision builder name).
+ARCH_NAMES = {"vgg16": "VGG16", "vgg16_bn": "VGG16-BN", "resnet18": "ResNet18", "resnet50": "ResNet50",
+              "convnext_tiny": "ConvNeXt-T", "efficientnet_b0": "EfficientNet-B0",
+              "mobilenet_v3_large": "MobileNetV3-L", "vit_b_16": "ViT-B/16", "swin_t": "Swin-T"}
+
+
 def arch_name(arch: str, width: float = 1.0) -> str:
-    """``VGG16-BN ×0.125`` / ``ResNet50``."""
-    name = {"vgg16": "VGG16", "vgg16_bn": "VGG16-BN", "resnet50": "ResNet50"}.get(arch, arch)
+    """``VGG16-BN ×0.125`` / ``ResNet50`` / ``ViT-B/16 ×0.25`` (:data:`ARCH_NAMES`, else the builder name)."""
+    name = ARCH_NAMES.get(arch, arch)
     return name if float(width) == 1.0 else f"{name} ×{float(width):g}"
 
 
