@@ -104,6 +104,7 @@ def blocks(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
     """
     model = unwrap(model)
     spatial = spatial_modules(model, size)
+    spatial_ids = {id(m) for m in spatial.values()}
     found: set[str] = set()
 
     def is_stack(m: nn.Module) -> bool:
@@ -111,7 +112,7 @@ def blocks(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
             return False
         counts: dict[type, int] = {}
         for child in m.children():
-            if any(child is s for s in spatial.values()):
+            if id(child) in spatial_ids:
                 counts[type(child)] = counts.get(type(child), 0) + 1
         return max(counts.values(), default=0) >= 3
 
@@ -189,13 +190,15 @@ def resolve_layer(model: nn.Module, name: str, size: int | None = None) -> nn.Mo
     """The module whose output is layer ``name``'s map: a catalogue name (:func:`layer_catalogue`) or any
     module path whose output is a spatial map ``[B, C, H, W]`` (checked with one ``size``-pixel probe
     forward). Anything else raises a one-line ConfigError listing the valid names."""
-    layers = layer_catalogue(model, size)
-    if name in layers:
-        return layers[name]
     model = unwrap(model)
+    if isinstance(model, (VGG, ResNet)):  # the paper's names (no probe); any other catalogue's are module paths
+        named = layer_catalogue(model)
+        if name in named:
+            return named[name]
     spatial = spatial_modules(model, size)
     if name in spatial:
         return spatial[name]
+    layers = layer_catalogue(model, size)  # only for the error message
     try:
         model.get_submodule(name)
         why = "its output is not a spatial map [B, C, H, W]"
@@ -317,11 +320,10 @@ def describe_layers(model: nn.Module, size: int, paths: bool = False) -> list[di
     """
     model = unwrap(model)
     layers = spatial_modules(model, size) if paths else layer_catalogue(model, size)
-    shapes = _probe_shapes(model, size)
+    shapes = {id(mod): shape for mod, shape in _probe_shapes(model, size).values()}
     rows = []
     for name, m in layers.items():
-        path = next(n for n, (mod, _) in shapes.items() if mod is m)
-        shape = shapes[path][1]
+        shape = shapes[id(m)]
         layout = layout_of(shape, m) or "nchw"
         c, h, w = tuple(to_map(torch.empty(shape, device="meta"), layout).shape[1:])
         rows.append({"name": name, "channels": c, "height": h, "width": w})
