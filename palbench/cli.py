@@ -610,7 +610,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default="params.yaml", help="params file; its folder is the project root")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="notebook parameter, value read as YAML (e.g. -p landmark_noise 3 with NAME sensitivity)")
+                   help="notebook parameter, value read as YAML (e.g. -p sigma 4 with NAME sensitivity: the landmark noise σ it highlights)")
     p.add_argument("--workers", type=int, help="notebooks run at the same time (default: CPU count, at most 4)")
 
     def run(args: argparse.Namespace) -> int:

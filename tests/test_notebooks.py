@@ -137,12 +137,13 @@ def test_source_notebooks_are_clean_and_parameterised():
 
 
 # ---------------------------------------------------------------- papermill by hand
-def test_papermill_landmark_noise_example_without_output_path(copy):
-    """`papermill notebooks/sensitivity.ipynb -p landmark_noise 4`: the notebook to stdout, figure and table on disk."""
-    res = papermill(["notebooks/sensitivity.ipynb", "-p", "landmark_noise", "4"], copy)
+def test_users_papermill_command_without_output_path(copy):
+    """`papermill notebooks/sensitivity.ipynb -p sigma 4`, exactly as users type it (σ: the paper's word for the
+    landmark noise): the notebook to stdout, figure and table on disk, σ = 4 highlighted."""
+    res = papermill(["notebooks/sensitivity.ipynb", "-p", "sigma", "4"], copy)
     assert res.returncode == 0, res.stderr[-2000:]
     nb = json.loads(res.stdout)
-    assert nb["metadata"]["papermill"]["parameters"] == {"landmark_noise": 4}
+    assert nb["metadata"]["papermill"]["parameters"] == {"sigma": 4}
     assert not [o for o in outputs(nb) if o["output_type"] == "error"]
     for f in ("figures/sensitivity_landmark_noise4.png", "figures/noisy_priors_landmark_noise4.png",
               "tables/sensitivity_landmark_noise4.csv"):
@@ -151,8 +152,10 @@ def test_papermill_landmark_noise_example_without_output_path(copy):
     assert table.loc[table["shown"] == "◀", "landmark noise σ"].tolist() == ["4"]
 
 
-def test_papermill_landmark_noise_example_with_output_path_highlights_it(copy, smoke_project):
-    res = papermill(["notebooks/sensitivity.ipynb", "out.ipynb", "-p", "landmark_noise", "4"], copy)
+def test_users_papermill_command_with_output_path_highlights_sigma(copy, smoke_project):
+    """`papermill notebooks/sensitivity.ipynb out.ipynb -p sigma 4`: σ = 4 highlighted, the same figure as the
+    pipeline's; `-p sigma 0` highlights another σ (the parameter is read, not ignored)."""
+    res = papermill(["notebooks/sensitivity.ipynb", "out.ipynb", "-p", "sigma", "4"], copy)
     assert res.returncode == 0, res.stderr[-2000:]
     nb = json.loads((copy / "out.ipynb").read_text())
     assert len([o for o in outputs(nb) if "image/png" in o.get("data", {})]) == 2
@@ -161,22 +164,43 @@ def test_papermill_landmark_noise_example_with_output_path_highlights_it(copy, s
     root, _ = smoke_project
     name = "figures/sensitivity_landmark_noise4.png"
     assert (copy / "reports" / name).read_bytes() == (root / "reports" / name).read_bytes()
+    res = papermill(["notebooks/sensitivity.ipynb", "out0.ipynb", "-p", "sigma", "0"], copy)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "σ = 0" in render.headline(copy / "out0.ipynb")
+    table = pd.read_csv(copy / "reports" / "tables" / "sensitivity_landmark_noise0.csv")
+    assert table.loc[table["shown"] == "◀", "landmark noise σ"].tolist() == ["0"]
 
 
-def test_landmark_noise_without_results_names_the_command(copy):
-    res = papermill(["notebooks/sensitivity.ipynb", "out3.ipynb", "-p", "landmark_noise", "3"], copy)
+def test_sigma_without_results_names_the_command(copy):
+    res = papermill(["notebooks/sensitivity.ipynb", "out3.ipynb", "-p", "sigma", "3"], copy)
     assert res.returncode != 0
     assert "σ = 3 has no results in results/noise.csv (studied: 0, 4)" in res.stderr
     assert "`palbench protocol smoke && dvc repro`" in res.stderr
     assert not (copy / "reports" / "figures" / "sensitivity_landmark_noise3.png").exists()
 
 
-def test_old_parameter_name_is_refused_naming_the_new_one(copy):
-    """`-p sigma 4` (palbench's old name for the landmark noise) stops at once, naming `landmark_noise`."""
-    res = papermill(["notebooks/sensitivity.ipynb", "out4.ipynb", "-p", "sigma", "4"], copy)
+def test_report_cli_takes_the_users_sigma(copy, tmp_path):
+    """`palbench report sensitivity -p sigma 0 --out DIR`: one report (no index) with σ = 0 highlighted."""
+    import pipeline_project as pp
+
+    res = pp.run([str(BIN / "palbench"), "report", "sensitivity", "-p", "sigma", "0", "--params",
+                  str(copy / "params.yaml"), "--out", str(tmp_path / "r")], copy, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "σ = 0" in render.headline(tmp_path / "r" / "sensitivity.ipynb")
+    assert (tmp_path / "r" / "figures" / "sensitivity_landmark_noise0.png").is_file()
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_table_name_of_sigma_is_read_as_the_same_parameter(copy):
+    """`-p landmark_noise 4` (the tables' name, an earlier release's parameter) highlights σ = 4 as `-p sigma 4`
+    does; both with different values stop at once, naming both."""
+    res = papermill(["notebooks/sensitivity.ipynb", "out4.ipynb", "-p", "landmark_noise", "4"], copy)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "σ = 4" in render.headline(copy / "out4.ipynb")
+    res = papermill(["notebooks/sensitivity.ipynb", "out5.ipynb", "-p", "sigma", "4", "-p", "landmark_noise", "0"], copy)
     assert res.returncode != 0
-    assert "notebook parameter 'sigma' is now 'landmark_noise' (one name per parameter): pass -p landmark_noise 4" in res.stderr
-    nb = json.loads((copy / "out4.ipynb").read_text())
+    assert "-p sigma 4 and -p landmark_noise 0 name the same landmark noise σ; pass one of them" in res.stderr
+    nb = json.loads((copy / "out5.ipynb").read_text())
     assert not [o for o in outputs(nb) if "image/png" in o.get("data", {})]  # stopped before any figure
 
 

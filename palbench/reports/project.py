@@ -130,15 +130,21 @@ def open_project(root: str | Path | None = None, out: str | Path = "reports") ->
     return Project(root=root, params=params, out=out if out.is_absolute() else root / out)
 
 
-def refuse_renamed(namespace: dict[str, Any]) -> None:
-    """Stop a notebook run with a parameter palbench renamed (papermill injects unknown ``-p`` names as
-    variables): ``-p sigma 4`` → ``ReportError: notebook parameter 'sigma' is now 'landmark_noise'``."""
-    from palbench.config.names import RENAMED
+def sigma_parameter(project: Project, namespace: dict[str, Any]) -> float:
+    """The landmark-noise σ the sensitivity notebook highlights (pixels of a 224×224 crop, Fig. 4).
 
-    for old, new in RENAMED["reports"].items():
-        if old in namespace:
-            raise ReportError(f"notebook parameter {old!r} is now {new!r} (one name per parameter): pass "
-                              f"-p {new} {namespace[old]!r}")
+    The notebook's parameter is ``sigma``, the paper's word and what users type
+    (``papermill notebooks/sensitivity.ipynb -p sigma 4``); the protocol, run configs and tables call the same
+    quantity ``landmark_noise``. A ``landmark_noise`` papermill injected (``-p landmark_noise 4``, the spelling
+    of an earlier release) is read as the same parameter; both given with different values is a
+    :class:`ReportError`. Neither given: ``reports.landmark_noise`` of the protocol.
+    """
+    sigma, alias = namespace.get("sigma"), namespace.get("landmark_noise")
+    if sigma is not None and alias is not None and float(sigma) != float(alias):
+        raise ReportError(f"-p sigma {sigma!r} and -p landmark_noise {alias!r} name the same landmark noise σ; "
+                          "pass one of them")
+    chosen = next((v for v in (sigma, alias) if v is not None), None)
+    return project.setting("landmark_noise") if chosen is None else chosen
 
 
 def require_study(project: Project, notebook: str) -> str:

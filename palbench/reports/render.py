@@ -248,7 +248,7 @@ def build_reports(
     Args:
         out: output folder (relative paths are taken from the working directory).
         names: only these notebooks, and no index (default: all, and ``index.html``).
-        parameters: papermill parameters given to every notebook run (e.g. ``{"landmark_noise": 3}`` with ``names``).
+        parameters: papermill parameters given to every notebook run (e.g. ``{"sigma": 3}`` with ``names`` = ``["sensitivity"]``).
         workers: notebooks run at the same time (default: the CPU count, at most 4).
 
     Returns:

@@ -244,7 +244,7 @@ def noise_row(project: Project, table: pd.DataFrame, landmark_noise: float | Non
     pal = table[~table["baseline"]]
     studied = ", ".join(f"{float(v):g}" for v in pal["landmark_noise"])
     if landmark_noise is None:
-        raise ReportError(f"no σ to show: pass `-p landmark_noise S` (studied: {studied}) or set reports.landmark_noise in "
+        raise ReportError(f"no σ to show: pass `-p sigma S` (studied: {studied}) or set reports.landmark_noise in "
                           f"{project.protocol_file()}")
     match = pal[np.isclose(pal["landmark_noise"].astype(float), float(landmark_noise))]
     if match.empty:
