@@ -13,17 +13,17 @@ keep their cells short and call these functions, which the tests call too:
 * :mod:`~palbench.reports.figures` — the figures (matplotlib);
 * :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
 * the claims report (``notebooks/claims.ipynb``) computes its verdicts with :mod:`palbench.claims` and draws
-  them with :func:`~palbench.reports.figures.plot_claims`;
+  them with :func:`~palbench.claims.figure.plot_claims` (re-exported here);
 * :mod:`~palbench.reports.render` — executing the notebooks (papermill), HTML (nbconvert), ``index.html``
   (not imported here: notebooks do not need papermill).
 
 No report trains anything or recomputes a statistic that ``palbench aggregate`` wrote.
 """
 
+from palbench.claims.figure import plot_claims
 from palbench.reports.figures import (
     plot_attributions,
     plot_backbones,
-    plot_claims,
     plot_confusions,
     plot_layers,
     plot_noise,

@@ -14,12 +14,13 @@ import json
 import numpy as np
 import pandas as pd
 
-from palbench.claims import reaches_chance
 from palbench.config.protocol import pretrain_weights, study_configs
-from palbench.reports.project import (COMPARISON, Project, ReportError, arch_name, chance_levels, class_names,
-                                      comparison_studies, dataset_levels)
+from palbench.reports.project import (COMPARISON, Project, ReportError, chance_levels, class_names, comparison_studies,
+                                      dataset_levels)
 from palbench.reports.tables import (_finite, at_chance, comparison_text, config_settings, interval, mean_std, p_value,
                                      pct, read_study, row_normalise)
+from palbench.results import reaches_chance
+from palbench.vocabulary import arch_name
 
 #: Bonnard et al. (ICPR 2022), Table III: (method [reference number in the paper], RAF-DB %, AffectNet %).
 PAPER_TABLE_III: tuple[tuple[str, float | None, float | None], ...] = (
