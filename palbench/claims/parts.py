@@ -28,7 +28,6 @@ def _setting_words(conf: Mapping[str, Any]) -> str:
     return ", ".join(words) + (f" at {conf['layer']}" if "layer" in conf else "")
 
 
-
 # ---------------------------------------------------------------- (a) PAL > baseline
 def claim_a(ev: Evidence) -> list[Part]:
     """(a) The protocol's default PAL configuration (``train``, σ = 0) − its baseline (``pal_weight = 0``)."""

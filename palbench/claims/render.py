@@ -26,8 +26,8 @@ def counts_text(summary: pd.DataFrame) -> str:
 def chance_configs(table: pd.DataFrame, runs: pd.DataFrame, n_classes: int, n_test: int | None = None,
                    metric: str = "test_accuracy", level: float | None = None) -> tuple[list[str], float]:
     """``(configurations, level)``: the configurations the tested parts read whose accuracy over seeds is at
-    chance (:func:`palbench.results.reaches_chance`), with ``level`` the guessing level (default 1/K; the reports pass the
-    larger of 1/K and the majority share)."""
+    chance (:func:`palbench.results.reaches_chance`), with ``level`` the guessing level (default 1/K; the
+    reports pass the larger of 1/K and the majority share)."""
     level = 1.0 / n_classes if level is None else level
     stats = {c: summarize(g[metric].to_numpy(float)) for c, g in runs.groupby("config")}
     tested = [c for c in tested_configs(table) if c in stats]
@@ -36,7 +36,8 @@ def chance_configs(table: pd.DataFrame, runs: pd.DataFrame, n_classes: int, n_te
 
 
 def tested_configs(table: pd.DataFrame) -> list[str]:
-    """The configurations the tested parts of a :func:`~palbench.claims.verdicts.claims_table` read, in order of appearance."""
+    """The configurations the tested parts of a :func:`~palbench.claims.verdicts.claims_table` read, in order
+    of appearance."""
     tested = table[table["verdict"] != NOT_TESTED]
     names = [c for col in ("a_configs", "b_configs") for s in tested[col] for c in str(s).split(", ") if c]
     return list(dict.fromkeys(names))

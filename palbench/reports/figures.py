@@ -160,7 +160,7 @@ def plot_noisy_priors(preview: dict, landmark_noise: float, n_samples: int = 4) 
 
 def _matrix(ax, m: np.ndarray, classes: list[str], title: str, diverging: bool = False) -> None:
     """One row-normalised confusion matrix with its values in % (``–`` and "absent" for a class with no
-    sample in the split: its row is NaN, :func:`palbench.reports.tables.row_normalise`)."""
+    sample in the split: its row is NaN, :func:`palbench.reports.confusion.row_normalise`)."""
     limit = float(np.nanmax(np.abs(m))) if diverging and np.isfinite(m).any() else 1.0
     limit = limit or 1.0
     ax.imshow(m, cmap="RdBu" if diverging else "Blues", vmin=-limit if diverging else 0, vmax=limit)
@@ -183,7 +183,7 @@ def plot_confusions(base: np.ndarray, pal: np.ndarray, classes: list[str], title
     baseline and PAL side by side, and their difference.
 
     Args:
-        base, pal: row-normalised matrices ``[K, K]`` (:func:`palbench.reports.tables.row_normalise`).
+        base, pal: row-normalised matrices ``[K, K]`` (:func:`palbench.reports.confusion.row_normalise`).
         titles: panel titles of the baseline and PAL.
     """
     fig, axes = plt.subplots(1, 3, figsize=(14, 5), layout="constrained")
@@ -234,8 +234,8 @@ def plot_attributions(maps: dict, classes: list[str]) -> Figure:
             axes[row, j].set_xlabel(f"{who}: {classes[pred]}", fontsize=8, color="tab:green" if ok else "tab:red")
     for i, (label, _) in enumerate(rows):
         axes[i, 0].set_ylabel(label, fontsize=9)
-    fig.suptitle(f"{method_name(maps['method'])} attribution at {maps['layer']} ({maps['split']} images, seed {maps['seed']}); "
-                 "true class above, predictions below (green = right)", fontsize=10)
+    fig.suptitle(f"{method_name(maps['method'])} attribution at {maps['layer']} ({maps['split']} images, "
+                 f"seed {maps['seed']}); true class above, predictions below (green = right)", fontsize=10)
     return fig
 
 
@@ -246,7 +246,7 @@ def plot_backbones(summary: pd.DataFrame, title: str) -> Figure:
     results says that instead of a point.
 
     Args:
-        summary: :func:`palbench.reports.paper.backbone_summary`.
+        summary: :func:`palbench.reports.backbones.backbone_summary`.
     """
     n = len(summary)
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * n + 1.6), layout="constrained")

@@ -10,7 +10,6 @@ written as such ("1 seed: no CI"), never as zero.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -204,37 +203,6 @@ def _label(row: pd.Series, label: str) -> str:
     if label == "σ":
         return f"{row['landmark_noise']:g}"
     return str(row.get(label, row["config"]))
-
-
-def confusion_counts(project: Project, config: str) -> tuple[np.ndarray, list[str], int]:
-    """Confusion counts of a configuration summed over its seeds.
-
-    Returns:
-        ``(counts int64 [K, K] with rows = true class, class names [K], number of runs)`` from each run's
-        ``<split>/metrics.json``.
-    """
-    total, classes, n = None, None, 0
-    for seed in project.seeds:
-        path = run_dir(project, config, seed) / project.split / "metrics.json"
-        if not path.is_file():
-            raise ReportError(f"{path}: not found; evaluate the run with {project.repro_hint()}")
-        m = json.loads(path.read_text())
-        if "confusion_matrix" not in m:
-            raise ReportError(f"{path}: no confusion_matrix; re-evaluate the run (`dvc repro`)")
-        cm = np.asarray(m["confusion_matrix"], dtype=np.int64)
-        total = cm if total is None else total + cm
-        classes = m.get("classes") or [str(k) for k in range(len(cm))]
-        n += 1
-    return total, list(classes), n
-
-
-def row_normalise(counts: np.ndarray) -> np.ndarray:
-    """``[K, K]`` counts → each row divided by its sum (recall on the diagonal); NaN rows where a class has
-    no test sample."""
-    counts = np.asarray(counts, dtype=np.float64)
-    support = counts.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, counts / np.where(support > 0, support, 1), np.nan)
 
 
 # ---------------------------------------------------------------- the noise study (Fig. 4)
