@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from conftest import write_tiny_dataset
+from palbench.config.plots import CURVES
 
 BIN = Path(sys.executable).parent
 TINY = ["--arch", "vgg16", "--width", "0.125", "--size", "32", "--layer", "conv10", "--no-progress"]
-CURVES = ("train_ce", "train_pal", "val_accuracy", "lr")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -42,6 +42,7 @@ def test_training_in_a_git_repository_leaves_it_untouched(tmp_path):
     assert sorted(p.name for p in repo.iterdir()) == [".git", "README.md", "run"]
     live = repo / "run" / "dvclive"
     assert json.loads((live / "metrics.json").read_text())["step"] == 1
+    assert sorted(p.name for p in (live / "plots" / "metrics").iterdir()) == sorted(f"{c}.tsv" for c in CURVES)
     for name in CURVES:
         rows = (live / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
         assert rows[0] == f"step\t{name}" and [r.split("\t")[0] for r in rows[1:]] == ["0", "1"], name
