@@ -87,7 +87,8 @@ def test_plots_show_draws_every_runs_curves_and_confusion_matrix(smoke_project, 
             assert {v["prediction"] for v in values} <= set(evaluated["classes"])
         assert len(values) == sum(json.loads((root / "runs" / r / split / "metrics.json").read_text())["n"]
                                   for r in runs)
-        assert plot["content"]["facet"]["row"]["field"] == "filename"  # one matrix per seed
+        encoding = plot["content"]["spec"]["encoding"]  # DVC's confusion template: true x predicted class
+        assert (encoding["x"]["field"], encoding["y"]["field"]) == ("label", "prediction")
     # the HTML page DVC writes holds every plot
     pp.run([str(pp.BIN / "dvc"), "plots", "show", "-o", str(tmp_path / "html")], root)
     page = (tmp_path / "html" / "index.html").read_text()
