@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Two workers on the 2-core machines (pytest-xdist); tests/conftest.py groups the tests that share a fixture.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The venv's bin comes first on PATH so that DVC stages find `palbench`.
 repro: $(STAMP)

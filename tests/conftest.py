@@ -56,3 +56,17 @@ def smoke_project(tmp_path_factory):
     pp.protocol(root, "smoke")
     res = pp.run([str(pp.BIN / "dvc"), "repro"], root)
     return root, res.stdout
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on two workers (pytest-xdist, ``--dist loadgroup``) without running an expensive
+    fixture twice: every test that uses the session's smoke pipeline is one group, scheduled first (it is the
+    longest chain), and each other test module is a group of its own, so its module-scoped fixtures run once.
+    Without xdist the marks are inert and the order is unchanged apart from the smoke tests coming first."""
+    smoke = [item for item in items if "smoke_project" in getattr(item, "fixturenames", ())]
+    for item in items:
+        group = "smoke" if item in smoke else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    if config.pluginmanager.hasplugin("xdist"):
+        rest = [item for item in items if item not in smoke]
+        items[:] = smoke + rest
