@@ -19,8 +19,8 @@ torchvision has no width argument for VGG's classifier or ResNet's planes: the t
 say so. The architectures' numbers are those of torchvision's builders (``vgg16``, ``resnet50``,
 ``convnext_tiny``, ...), written out in the tables below; at width 1 every builder creates torchvision's
 modules in torchvision's order, so a seeded build is torchvision's network, parameter for parameter
-(tests/test_backbones.py checks each name against torchvision's own builder). Module names, hence state-dict
-keys and layer paths, are torchvision's.
+(tests/test_backbones.py checks every name's module tree and shapes against torchvision's own builder, and the
+values of a seeded sample). Module names, hence state-dict keys and layer paths, are torchvision's.
 
 Every builder: ``builder(num_classes=K, width=w, size=s)`` → the network, randomly initialised, input
 ``[B, 3, H, W]``, output ``[B, K]``; ``size`` matters to ViT only (its position embedding is made for
