@@ -9,6 +9,8 @@ same seed (VGG, ResNet, ConvNeXt, MobileNetV3, ViT). Plus the layout rules, the 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torchvision
@@ -20,7 +22,7 @@ from palbench.config import ARCHS, WIDTH_FAMILIES, PalConfig, TrainConfig
 from palbench.errors import ConfigError, WeightsError
 from palbench.loss import pal_correlation, pal_loss
 from palbench.models import (
-    WIDTH_KNOBS,
+    backbone_builder,
     build_model,
     capture,
     describe_layers,
@@ -30,6 +32,8 @@ from palbench.models import (
     imagenet_weights_path,
     layer_catalogue,
     load_weights,
+    register_backbone,
+    registered_backbones,
     resolve_layer,
 )
 from palbench.models.tokens import from_map, layout_of, to_map
@@ -198,18 +202,72 @@ def test_archs_are_torchvisions_classification_builders():
     assert set(ARCHS) == set(torchvision.models.list_models(module=torchvision.models))
 
 
+def test_the_registry_holds_every_arch_once():
+    assert registered_backbones() == tuple(sorted(ARCHS))
+    with pytest.raises(ValueError, match="registered twice"):
+        register_backbone("resnet18", lambda **_: nn.Identity())
+    with pytest.raises(ValueError, match="not a torchvision classification builder name"):
+        register_backbone("resnet200", lambda **_: nn.Identity())
+    with pytest.raises(ConfigError, match="arch 'convnext_nano': expected a torchvision classification model"):
+        backbone_builder("convnext_nano")
+    assert registered_backbones() == tuple(sorted(ARCHS))
+
+
+def _size(arch: str) -> int:
+    """:data:`SIZE`, or a multiple of the patch size for ViT-H/14."""
+    return 56 if arch == "vit_h_14" else SIZE
+
+
+def _torchvision_and_ours(arch: str, seed: int = 0):
+    """torchvision's own build of ``arch`` (made differentiable twice, as build_model does) and ours, at width 1,
+    each drawn after ``torch.manual_seed(seed)``."""
+    from palbench.models.backbones import _differentiable_twice
+
+    size = _size(arch)
+    torch.manual_seed(seed)
+    theirs = torchvision.models.get_model(arch, weights=None, num_classes=7,
+                                          **({"image_size": size} if arch.startswith("vit_") else {}))
+    _differentiable_twice(theirs)
+    torch.manual_seed(seed)
+    return theirs, build_model(arch, size=size)
+
+
 @pytest.mark.parametrize("family", sorted(WIDTH_FAMILIES))
 def test_every_width_knob_narrows_its_family(family):
-    assert set(WIDTH_KNOBS) | {"mobilenet_v2"} == set(WIDTH_FAMILIES)
-    arch = next(a for a in ARCHS if a.startswith(WIDTH_FAMILIES[family]))
+    archs = [a for a in ARCHS if a.startswith(WIDTH_FAMILIES[family])]
+    arch = archs[0]
     with torch.device("meta"):  # shapes only: no memory, no arithmetic
         full = build_model(arch, size=SIZE)
         thin = build_model(arch, width=0.25, size=SIZE)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(thin) < count(full) / 4, arch
     assert type(thin).__mro__[1] is type(full).__mro__[1]  # the same torchvision class
+    assert type(thin) is type(full)
     head = thin.get_parameter(head_prefix(thin) + "weight")
     assert head.shape[0] == 7
+    # At width 1 the registry's explicit builder of every name of the family makes torchvision's own network:
+    # the same modules, names, shapes and hyper-parameters (the module tree's text shows eps, dropout,
+    # stochastic depth, ...).
+    for arch in archs:
+        with torch.device("meta"):
+            theirs, ours = _torchvision_and_ours(arch)
+        assert isinstance(ours, type(theirs)), arch
+        assert repr(ours).split("(", 1)[1] == repr(theirs).split("(", 1)[1], arch
+        assert [(k, v.shape) for k, v in ours.state_dict().items() if k != "_extra_state"] == [
+            (k, v.shape) for k, v in theirs.state_dict().items()], arch
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "convnext_tiny", "efficientnet_b1", "mobilenet_v3_small", "vit_b_32",
+                                  "swin_v2_t", "vgg11_bn"])
+def test_a_seeded_build_at_width_1_is_torchvisions_network(arch):
+    theirs, ours = _torchvision_and_ours(arch)
+    mine = {k: v for k, v in ours.state_dict().items() if k != "_extra_state"}
+    assert list(mine) == list(theirs.state_dict())
+    for k, v in theirs.state_dict().items():
+        assert torch.equal(mine[k], v), k
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(x), theirs.eval()(x))
 
 
 def test_width_where_there_is_no_knob_and_unknown_arch_are_refused():
@@ -285,6 +343,36 @@ def test_normalisation_travels_in_the_state_dict_of_any_model():
     b = narrow("efficientnet_b0", 0.25)
     b.load_state_dict(a.state_dict())
     assert b.input_normalization == a.input_normalization
+    # A family without a width knob (torchvision's own builder) carries it too, and so does a deep copy.
+    c, d = build_model("squeezenet1_1"), build_model("squeezenet1_1")
+    c.input_normalization = {"mean": (0.1, 0.2, 0.3), "std": (1.0, 1.0, 1.0)}
+    d.load_state_dict(copy.deepcopy(c).state_dict())
+    assert d.input_normalization == c.input_normalization
+    e = copy.deepcopy(d)
+    e.input_normalization = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+    assert d.state_dict()["_extra_state"]["input_normalization"]["mean"] == (0.1, 0.2, 0.3)
+    assert e.state_dict()["_extra_state"]["input_normalization"]["mean"] == (0.0, 0.0, 0.0)
+
+
+def test_extra_state_key_sits_where_torch_puts_a_modules_own():
+    """After the module's own parameters and buffers, before its children's keys; inside a wrapper, prefixed;
+    a strict load without it reports it missing (as for any module with ``set_extra_state``)."""
+    vit = build_model("vit_b_16", width=0.125, size=32)
+    keys = list(vit.state_dict())
+    assert keys[:3] == ["class_token", "_extra_state", "conv_proj.weight"]
+    resnet = build_model("resnet18", width=0.125)
+    keys = list(resnet.state_dict())
+    assert keys[0] == "_extra_state" and keys[1:] == list(torchvision.models.resnet18().state_dict())
+    wrapped = nn.Sequential(resnet)
+    sd = wrapped.state_dict()
+    assert list(sd)[0] == "0._extra_state" and sd["0._extra_state"]["resnet_layout"] == "torchvision"
+    sd["0._extra_state"] = {**sd["0._extra_state"], "resnet_layout": "caffe"}
+    wrapped.load_state_dict(sd)
+    assert resnet.maxpool.ceil_mode  # the Caffe layout, restored from the entry
+    without = {k: v for k, v in resnet.state_dict().items() if k != "_extra_state"}
+    with pytest.raises(RuntimeError, match='Missing key.*"_extra_state"'):
+        resnet.load_state_dict(without)
+    resnet.load_state_dict(without, strict=False)
 
 
 def test_imagenet_weights_from_the_torch_cache_only(tmp_path, monkeypatch):

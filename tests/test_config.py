@@ -54,6 +54,40 @@ def test_protocol_command_imports_no_torch(tmp_path):
     assert not torch and (tmp_path / "p.yaml").is_file()
 
 
+def test_protocol_new_checks_any_backbone_and_width_without_torch(tmp_path):
+    """`protocol new --backbone ARCH --width W`: written, or refused in one line (exit 2), before torch loads."""
+    from palbench.data.synth.photos import make_photo_folder
+
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    new = ["-m", "palbench.cli", "protocol", "new", "p", "--folder", "external/p/labels.csv"]
+    torch, res = imported_torch([*new, "--backbone", "regnet_y_800mf", "--width", "0.5", "--layer", "trunk_output"],
+                                cwd=tmp_path)
+    err = [line for line in res.stderr.splitlines() if not line.startswith("import time:")]
+    assert res.returncode == 2 and not torch and err == [
+        "palbench: error: --width: regnet_y_800mf has no width knob (width 1 only); families with one: vgg, resnet, "
+        "convnext, efficientnet, mobilenet_v2, mobilenet_v3, vit, swin"], err
+    assert not (tmp_path / "benchmarks" / "protocols" / "p.yaml").exists()
+    torch, res = imported_torch([*new, "--backbone", "efficientnet_b0", "--width", "0.5", "--layer", "features.5"],
+                                cwd=tmp_path)
+    assert res.returncode == 0 and not torch, res.stderr[-2000:]
+    assert "arch: efficientnet_b0" in (tmp_path / "benchmarks" / "protocols" / "p.yaml").read_text()
+
+
+def test_width_is_checked_in_the_configuration_layer():
+    """One check of a width (check_width), before torch: TrainConfig's and build_model's."""
+    from palbench.config import check_width
+
+    check_width("resnet18", 0.25)
+    check_width("regnet_y_800mf", 1)
+    for arch, width, message in (("regnet_y_800mf", 0.5, "width: regnet_y_800mf has no width knob"),
+                                 ("resnet18", 0, "width: expected a number in \\(0, 1\\], got 0"),
+                                 ("resnet18", True, "width: expected a number"), ("resnet18", "0.5", "expected a number")):
+        with pytest.raises(ConfigError, match=message):
+            check_width(arch, width)
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(data="d", arch=arch, width=width)
+
+
 def test_aggregate_and_report_commands_import_no_torch(smoke_project):
     """On the smoke pipeline's runs: aggregating and running a report (notebooks run in their own kernels)."""
     root, _ = smoke_project

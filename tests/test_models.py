@@ -80,11 +80,17 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_model_modules_import_one_way() -> None:
     # backbones -> weights -> layout, backbones -> layout: never back (no cycle hidden in a lazy import).
+    # backbones -> narrow -> registry, backbones -> state -> layout, weights -> state.
     import palbench.models
 
     root = Path(palbench.models.__file__).parent
     assert "palbench.models.backbones" not in _imported_modules(root / "weights.py")
     assert not {"palbench.models.backbones", "palbench.models.weights"} & _imported_modules(root / "layout.py")
+    above = {"palbench.models.backbones", "palbench.models.narrow", "palbench.models.weights"}
+    assert not (above | {"palbench.models.state"}) & _imported_modules(root / "registry.py")
+    assert not (above - {"palbench.models.narrow"}) & _imported_modules(root / "narrow.py")
+    assert not (above | {"palbench.models.registry"}) & _imported_modules(root / "state.py")
+    assert "palbench.models.narrow" not in _imported_modules(root / "weights.py")
 
 
 def test_same_seed_same_model() -> None:

@@ -126,7 +126,22 @@ def test_protocol_new_defaults_to_the_synthetic_faces_pretraining(tmp_path):
     assert list(proto["studies"]) == ["comparison"] and proto["priors"]["landmark_noise"] == [0]
 
 
-@pytest.mark.parametrize("problem", ["missing csv", "unknown study", "exists", "project folder"])
+#: A bad --backbone / --width / --size / --layer and the words its one line must hold.
+BAD_BACKBONES = {
+    "unknown backbone": (["--backbone", "vgg17"], "--backbone 'vgg17': expected a torchvision classification model"),
+    "width without a knob": (["--backbone", "regnet_y_800mf", "--width", "0.5", "--layer", "trunk_output"],
+                             "--width: regnet_y_800mf has no width knob"),
+    "width out of range": (["--backbone", "resnet18", "--width", "1.5", "--layer", "layer3"],
+                           "--width: expected a number in (0, 1], got 1.5"),
+    "size too small": (["--backbone", "resnet18", "--size", "16", "--layer", "layer3"], "--size: expected an integer"),
+    "no layer": (["--backbone", "convnext_tiny"], "--backbone convnext_tiny: no default PAL layer; give --layer NAME "
+                                                  "(`palbench layers --arch convnext_tiny --width 0.25 --size 48`"),
+    "layers study on vgg11": (["--backbone", "vgg11", "--layer", "conv8", "--studies", "layers"],
+                              "--studies layers: lists VGG layers (conv1..conv13); not for vgg11"),
+}
+
+
+@pytest.mark.parametrize("problem", ["missing csv", "unknown study", "exists", "project folder", *BAD_BACKBONES])
 def test_protocol_new_bad_input_is_one_line_exit_2(problem, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
@@ -138,6 +153,8 @@ def test_protocol_new_bad_input_is_one_line_exit_2(problem, tmp_path, capsys, mo
     elif problem == "exists":
         assert main(args) == 0
         capsys.readouterr()
+    elif problem in BAD_BACKBONES:
+        args += BAD_BACKBONES[problem][0]
     else:
         args += ["--images-root", "."]
     code = main(args)
@@ -145,3 +162,35 @@ def test_protocol_new_bad_input_is_one_line_exit_2(problem, tmp_path, capsys, mo
     assert code == 2 and len(err) == 1 and err[0].startswith("palbench: error:"), err
     if problem != "exists":
         assert not (tmp_path / "benchmarks" / "protocols" / "p.yaml").exists()
+    if problem in BAD_BACKBONES:
+        assert BAD_BACKBONES[problem][1] in err[0], err
+
+
+def test_protocol_new_takes_any_arch_with_its_width(tmp_path, capsys, monkeypatch):
+    """`--backbone` takes every --arch name of `palbench train`, with its --width (and --size, --layer): the
+    protocol's training and its pretraining use them; the three sized backbones keep their settings."""
+    monkeypatch.chdir(tmp_path)
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    csv = tmp_path / "external" / "p" / "labels.csv"
+    cases = {  # (backbone, width, size, layer) → the train settings written
+        ("convnext_tiny", 0.125, None, "features.5"): (0.125, 48, "features.5"),
+        ("resnet18", None, None, "layer3"): (0.25, 48, "layer3"),  # a family with a width knob: x0.25
+        ("regnet_y_800mf", None, None, "trunk_output.block3"): (1.0, 48, "trunk_output.block3"),  # no knob: x1
+        ("vit_b_32", 0.25, 64, "encoder.layers.encoder_layer_6"): (0.25, 64, "encoder.layers.encoder_layer_6"),
+        ("resnet50", None, None, None): (0.25, 48, "layer2.3"),
+        ("vgg16_bn", 0.25, None, None): (0.25, 48, "conv10"),
+    }
+    for (backbone, width, size, layer), (w, s, lay) in cases.items():
+        proto, _ = new_protocol("p", csv, backbone=backbone, width=width, size=size, layer=layer, root=tmp_path)
+        train = proto["train"]
+        assert (train["arch"], train["width"], train["size"], train["layer"]) == (backbone, w, s, lay)
+        pre = proto["pretraining"]["synth-faces"]["train"]
+        assert (pre["arch"], pre["width"], pre["size"]) == (backbone, w, s)
+    # The command line, and `protocol NAME` reads the protocol back (validated) without a hand edit.
+    args = ["protocol", "new", "p", "--folder", "external/p/labels.csv", "--backbone", "swin_t", "--width", "0.125",
+            "--layer", "features.5"]
+    assert main(args) == 0, capsys.readouterr().err
+    written = yaml.safe_load((tmp_path / "benchmarks" / "protocols" / "p.yaml").read_text())
+    assert {k: written["train"][k] for k in ("arch", "width", "size", "layer")} == {
+        "arch": "swin_t", "width": 0.125, "size": 48, "layer": "features.5"}
+    assert main(["protocol", "p", "--params", str(tmp_path / "params.yaml")]) == 0

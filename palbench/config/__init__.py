@@ -20,6 +20,7 @@ from palbench.config.names import (
     STRATEGIES,
     WIDTH_FAMILIES,
     check_renamed,
+    check_width,
     config_name,
     constrained_channels,
     landmark_set_path,
@@ -48,7 +49,7 @@ from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_c
 
 __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
-    "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
+    "available_protocols", "check_renamed", "check_reports_section", "check_width", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
     "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
     "run_names",

@@ -9,9 +9,10 @@ flow, so that ``palbench protocol NAME && dvc repro`` needs no hand edit:
   holding the CSV and the images, so that DVC re-imports when an image changes;
 - ``landmarks``: the moved landmarks of the alignment (``file``), or dlib on the whole photos without it;
 - ``priors``: the landmarks as found (the comparison study needs no noise set);
-- ``train``: the backbone asked for, started from ``--weights`` (any state dict) or, by default, from the
-  built-in benchmark's pretraining on synthetic faces (``pretraining: synth-faces``), with a number of epochs
-  sized to a CPU budget from the number of training images;
+- ``train``: the backbone asked for (``--backbone``: any ``--arch`` name of ``palbench train``, with its
+  ``--width``, ``--size`` and ``--layer``; :func:`backbone_settings`), started from ``--weights`` (any state dict)
+  or, by default, from the built-in benchmark's pretraining on synthetic faces (``pretraining: synth-faces``),
+  with a number of epochs sized to a CPU budget from the number of training images;
 - ``studies``: the comparison (baseline vs PAL); others (:data:`STUDIES`) on request.
 
 Nothing here imports torch; the CSV is read with the ``csv`` module (a header and one pass over the rows).
@@ -27,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import CROP_SIZE, MARGIN
+from palbench.config.names import ARCHS, CROP_SIZE, MARGIN, check_width, width_family
 from palbench.config.protocol import NAME_PATTERN, expand_runs, validate_protocol
 from palbench.errors import ConfigError, DataError
 
@@ -45,6 +46,10 @@ BACKBONES: dict[str, dict[str, Any]] = {
 #: 2-core CPU (benchmarks/speed/results/train_step_*.md: CE+PAL steps of 14 ms/image for VGG16, 22 for
 #: ResNet-50, plus val); the cost scales with width² and size², with a floor for decoding and augmentation.
 SECONDS_PER_IMAGE = {"vgg16_bn": 0.018, "vgg16": 0.016, "resnet50": 0.028}
+#: Any other builder name of ``ARCHS``: width ×0.25 where its family has a width knob (as synthetic-backbones'
+#: ResNet18, ConvNeXt-T and Swin-T), else 1; 48 px; the PAL layer from ``--layer``; and ResNet-50's cost per
+#: image, the highest of the three measured, so that the estimate errs towards fewer epochs.
+OTHER_WIDTH, OTHER_SIZE, OTHER_SECONDS_PER_IMAGE = 0.25, 48, SECONDS_PER_IMAGE["resnet50"]
 FLOOR_SECONDS_PER_IMAGE = 0.003
 #: The studies ``--studies`` may add, as ``protocol`` studies sections (``layers`` lists VGG layers only).
 STUDIES: dict[str, dict[str, Any]] = {
@@ -109,9 +114,34 @@ def split_fractions(n_rows: int, subjects: int | None) -> tuple[float, float, fl
 def cpu_epochs(n_train: int, backbone: str, width: float, size: int, runs: int, budget_minutes: float) -> int:
     """Epochs so that ``runs`` trainings of ``n_train`` images fit ``budget_minutes`` on a 2-core CPU
     (estimate: :data:`SECONDS_PER_IMAGE`), between 1 and 60."""
-    per_image = max(FLOOR_SECONDS_PER_IMAGE, SECONDS_PER_IMAGE[backbone] * (width / 0.25) ** 2 * (size / 112) ** 2)
+    per_image = SECONDS_PER_IMAGE.get(backbone, OTHER_SECONDS_PER_IMAGE) * (width / 0.25) ** 2 * (size / 112) ** 2
+    per_image = max(FLOOR_SECONDS_PER_IMAGE, per_image)
     epochs = budget_minutes * 60 / (runs * max(n_train, 1) * per_image)
     return int(min(60, max(1, math.floor(epochs))))
+
+
+def backbone_settings(backbone: str, width: float | None = None, size: int | None = None,
+                      layer: str | None = None) -> dict[str, Any]:
+    """``{"width", "size", "layer"}`` of the backbone ``protocol new`` trains: those given, else the sized ones of
+    :data:`BACKBONES`, else ``OTHER_WIDTH`` (``1`` without a width knob) and ``OTHER_SIZE``; an arch outside
+    :data:`BACKBONES` needs ``layer``. Checked without torch: a name outside ``ARCHS``, a width outside (0, 1]
+    or below 1 without a width knob, or no layer raise a one-line ``ConfigError`` naming the flag."""
+    if backbone not in ARCHS:
+        raise ConfigError(f"--backbone {backbone!r}: expected a torchvision classification model (an --arch name of "
+                          f"palbench train), one of {', '.join(ARCHS)}")
+    sized = BACKBONES.get(backbone, {"width": OTHER_WIDTH if width_family(backbone) else 1.0, "size": OTHER_SIZE})
+    settings = {"width": sized["width"] if width is None else width, "size": sized["size"] if size is None else size,
+                "layer": sized.get("layer") if layer is None else layer}
+    try:
+        check_width(backbone, settings["width"])
+    except ConfigError as e:
+        raise ConfigError(f"--{e}") from None  # "--width: ..."
+    if isinstance(settings["size"], bool) or not isinstance(settings["size"], int) or settings["size"] < 32:
+        raise ConfigError(f"--size: expected an integer >= 32 (pixels), got {settings['size']!r}")
+    if not settings["layer"]:
+        raise ConfigError(f"--backbone {backbone}: no default PAL layer; give --layer NAME (`palbench layers --arch "
+                          f"{backbone} --width {settings['width']:g} --size {settings['size']}` lists them)")
+    return settings
 
 
 def _project_path(path: Path, root: Path) -> str:
@@ -141,6 +171,9 @@ def new_protocol(
     folder: str | os.PathLike,
     images_root: str | os.PathLike | None = None,
     backbone: str = "vgg16_bn",
+    width: float | None = None,
+    size: int | None = None,
+    layer: str | None = None,
     weights: str | None = None,
     studies: list[str] | None = None,
     seeds: list[int] | None = None,
@@ -156,7 +189,9 @@ def new_protocol(
         name: protocol (and dataset) name.
         folder: the labels CSV (``path,label[,subject][,split]``, paths relative to ``images_root``).
         images_root: where the CSV's paths start (default: the CSV's folder).
-        backbone: one of :data:`BACKBONES`.
+        backbone: any builder name of ``ARCHS`` (``vgg16_bn``, ``resnet50``, ``convnext_tiny``, ...).
+        width, size, layer: the backbone's settings (:func:`backbone_settings`); default: :data:`BACKBONES`'
+            for its three, else width ×0.25 (×1 without a width knob) at 48 px, and ``layer`` is required.
         weights: a state dict to start from; default: the synthetic-faces pretraining.
         studies: names from :data:`STUDIES` (default: comparison).
         seeds: default ``[0, 1, 2]``.
@@ -169,13 +204,12 @@ def new_protocol(
     """
     if not NAME_PATTERN.fullmatch(name) or name == "new":
         raise ConfigError(f"protocol name {name!r}: expected letters, digits, '-' or '_' (and not 'new')")
-    if backbone not in BACKBONES:
-        raise ConfigError(f"--backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    spec = backbone_settings(backbone, width, size, layer)
     studies = studies or ["comparison"]
     unknown = [s for s in studies if s not in STUDIES]
     if unknown:
         raise ConfigError(f"--studies: unknown {', '.join(unknown)}; expected some of {', '.join(STUDIES)}")
-    if "layers" in studies and not backbone.startswith("vgg"):
+    if "layers" in studies and not backbone.startswith(("vgg16", "vgg19")):  # VGG11 / VGG13: 8 / 10 convs
         raise ConfigError("--studies layers: lists VGG layers (conv1..conv13); not for " + backbone)
     root = Path(root)
     csv_path = Path(folder)
@@ -183,7 +217,6 @@ def new_protocol(
     n_rows, subjects, header = read_labels(csv_path)
     if not images.is_dir():
         raise DataError(f"{images}: not a folder; expected the folder the CSV's image paths start from")
-    spec = BACKBONES[backbone]
     fractions = split_fractions(n_rows, subjects) if "split" not in header else None
     seeds = seeds or [0, 1, 2]
     n_train = round(n_rows * (fractions[0] if fractions else 0.8))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, WIDTH_FAMILIES, check_renamed,
-                                   constrained_channels, width_family)
+from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_width,
+                                   constrained_channels)
 from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
 
@@ -121,11 +121,7 @@ class TrainConfig:
         if self.arch not in ARCHS:
             raise ConfigError(f"arch: expected a torchvision classification model, one of {', '.join(ARCHS)}; "
                               f"got {self.arch!r}")
-        if not _number(self.width) or not 0 < self.width <= 1:
-            raise ConfigError(f"width: expected a number in (0, 1], got {self.width!r}")
-        if self.width != 1 and width_family(self.arch) is None:
-            raise ConfigError(f"width: {self.arch} has no width knob (width 1 only); families with one: "
-                              f"{', '.join(WIDTH_FAMILIES)}")
+        check_width(self.arch, self.width)
         if not _number(self.landmark_noise) or not self.landmark_noise >= 0:
             raise ConfigError(f"landmark_noise: expected a number >= 0, got {self.landmark_noise!r}")
         for key in ("size", "epochs", "batch_size", "checkpoint_every"):

@@ -1,13 +1,15 @@
 """Backbones (every torchvision classification model, narrow CPU variants), the PAL layer catalogue, layer
-capture (any layout, :mod:`palbench.models.tokens`) and weight import. See :mod:`palbench.models.backbones`, :mod:`palbench.models.catalogue`,
-:mod:`palbench.models.layout` and :mod:`palbench.models.weights`.
+capture (any layout, :mod:`palbench.models.tokens`) and weight import. See :mod:`palbench.models.backbones`
+(with the registry of builders, :mod:`~palbench.models.registry`, and the width families' builders,
+:mod:`~palbench.models.narrow`), :mod:`palbench.models.catalogue`, :mod:`palbench.models.layout`,
+:mod:`palbench.models.state` and :mod:`palbench.models.weights`.
 
 A pretrained model is built in two steps: ``model = build_model(arch, num_classes, width)`` (architecture,
 random init), then ``load_weights(model, weights)`` (a ``.pth``/``.pt`` path or ``"imagenet"``).
-Imports run one way: backbones → weights → layout, backbones → layout.
+Imports run one way: backbones → narrow → registry, backbones → state → layout, backbones → weights → layout.
 """
 
-from palbench.models.backbones import ARCHS, WIDTH_KNOBS, build_model, has_width_knob, normalize
+from palbench.models.backbones import ARCHS, build_model, has_width_knob, normalize
 from palbench.models.catalogue import (
     LayerCapture,
     capture,
@@ -18,6 +20,7 @@ from palbench.models.catalogue import (
     unwrap,
 )
 from palbench.models.layout import resnet_layout, set_resnet_layout
+from palbench.models.registry import backbone_builder, register_backbone, registered_backbones
 from palbench.models.weights import (
     IMAGENET_NORMALIZATION,
     VGGFACE2_NORMALIZATION,
@@ -30,11 +33,11 @@ from palbench.models.weights import (
 
 __all__ = [
     "ARCHS",
-    "WIDTH_KNOBS",
     "IMAGENET_NORMALIZATION",
     "VGGFACE_NORMALIZATION",
     "VGGFACE2_NORMALIZATION",
     "LayerCapture",
+    "backbone_builder",
     "build_model",
     "capture",
     "describe_layers",
@@ -45,6 +48,8 @@ __all__ = [
     "imagenet_weights_path",
     "layer_catalogue",
     "load_weights",
+    "register_backbone",
+    "registered_backbones",
     "normalize",
     "resnet_layout",
     "resolve_layer",

@@ -44,6 +44,7 @@ from torchvision.models.vision_transformer import interpolate_embeddings
 
 from palbench.errors import ConfigError, WeightsError
 from palbench.models.layout import set_resnet_layout
+from palbench.models.state import EXTRA_STATE as _EXTRA
 
 __all__ = [
     "IMAGENET_NORMALIZATION",
@@ -81,7 +82,6 @@ IMAGENET_URLS: dict[str, str] = {
     "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
 }
 
-_EXTRA = "_extra_state"
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
@@ -242,8 +242,8 @@ def _load_own_keys(model: nn.Module, sd: Mapping[str, object], path: Path, with_
         if k != _EXTRA and (not k.endswith("num_batches_tracked") or k in sd) and (with_head or not k.startswith(head))
     }
     _assign(model, sd, mapping, dropped=() if with_head else (head,), path=path)
-    if _EXTRA in sd and type(model).set_extra_state is not nn.Module.set_extra_state:
-        model.set_extra_state(sd[_EXTRA])
+    if _EXTRA in sd:  # restored by the model's own state hook (palbench.models.state); a plain module ignores it
+        model.load_state_dict({_EXTRA: sd[_EXTRA]}, strict=False)
 
 
 def _fit_position_embedding(model: nn.Module, sd: Mapping[str, object]) -> Mapping[str, object]:
