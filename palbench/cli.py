@@ -140,11 +140,13 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                 fractions = tuple(float(x) for x in args.fractions.split(","))
             except ValueError:
                 raise ConfigError(f"--fractions: {args.fractions!r} must be three numbers train,val,test") from None
+            from palbench.face_crops import face_detector
+
             meta = importers.import_folder(
                 args.csv, args.out, images_root=args.images_root, path_col=args.path_col, label_col=args.label_col,
                 subject_col=args.subject_col, split_col=args.split_col, classes=args.classes, fractions=fractions,
-                align=args.align, crop_size=args.crop_size, margin=args.margin, drop_no_face=args.drop_no_face,
-                **opts,
+                detector=None if args.align == "none" else face_detector(args.align), crop_size=args.crop_size,
+                margin=args.margin, drop_no_face=args.drop_no_face, **opts,
             )  # fmt: skip
         line, warnings = summary(args.out, meta)
         for w in warnings:
@@ -176,8 +178,8 @@ def _add_align(sub: argparse._SubParsersAction) -> None:
     _add_crop_options(p)
 
     def run(args: argparse.Namespace) -> int:
-        from palbench.data.align import align_faces
         from palbench.data.importers.common import summary
+        from palbench.face_crops import align_faces
 
         options = {"source": args.source} if args.source else {}
         meta = align_faces(args.dataset, args.out, args.backend, args.crop_size, args.margin, args.drop_no_face,
@@ -232,17 +234,18 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     _add_crop_options(p)
 
     def run(args: argparse.Namespace) -> int:
+        from palbench.data.align import align_provided, check_crop
         from palbench.data.synth import generate
 
         if args.align and (args.decoy_p != 0 or args.decoy_p_test != 0):
             raise ConfigError("synth --align: the crop leaves out the decoy square beside the face; pass "
                               "--decoy-p 0 --decoy-p-test 0")
+        if args.align:
+            check_crop(args.crop_size, args.margin)  # before anything is written
         names = ("n_train", "n_val", "n_test", "size", "seed", "decoy_p", "decoy_strength", "decoy_p_test", "decoy_size")
         meta = generate(args.out, **{k: getattr(args, k) for k in names if getattr(args, k) is not None})
         if args.align:
-            from palbench.data.align import align_faces
-
-            meta = align_faces(args.out, args.out, "truth", args.crop_size, args.margin)
+            meta = align_provided(args.out, args.crop_size, args.margin)
         n = {s: sum(meta["counts"][s].values()) for s in ("train", "val", "test")}
         print(f"{args.out}: {meta['n_samples']} synthetic images {meta['image_size'][0]}px "
               f"(train {n['train']}, val {n['val']}, test {n['test']}), decoy p={meta['decoy']['p_train_val']}"

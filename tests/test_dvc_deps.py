@@ -173,3 +173,34 @@ def test_train_stage_depends_on_every_weights_file_a_run_may_load():
             weights = row["settings"].get("weights")
             assert not weights or weights == proto["train"]["weights"] or weights.startswith(f"{pr.PRETRAIN_DIR}/"), (
                 name, row["config"], weights)
+
+
+def test_dataset_making_stages_depend_on_what_every_command_palbench_writes_for_them_runs(tmp_path):
+    """dataset, pretrain_data and transfer_data run whatever command the protocol gives them: their deps cover
+    the files of every command a shipped protocol or `palbench protocol new` (photos: `import folder --align
+    dlib`, which runs a face detector of palbench/landmarks; its pretraining: `synth --align`) gives them."""
+    from palbench.config import protocol as pr
+    from palbench.config.new import new_protocol
+
+    csv = tmp_path / "photos" / "labels.csv"
+    csv.parent.mkdir()
+    csv.write_text("path,label,subject\n" + "".join(f"{i}.png,{c},{i % 4}\n" for i, c in
+                                                       enumerate(["happiness", "anger", "surprise"] * 4)))
+    protos = [pr.load_protocol(name) for name in pr.available_protocols()]
+    protos.append(new_protocol("mine", csv, transfer=[csv], root=tmp_path)[0])
+    commands = {
+        "dataset": {p["data"]["command"] for p in protos},
+        "pretrain_data": {e["command"] for p in protos for e in (p.get("pretraining") or {}).values()},
+        "transfer_data": {e["command"] for p in protos for e in (p.get("transfer") or {}).values()},
+    }
+    assert "import folder" in " ".join(commands["dataset"]) and "synth" in commands["pretrain_data"]
+    assert commands["transfer_data"]
+    stages = _stages()
+    missing = {}
+    for name, cmds in commands.items():
+        for cmd in cmds:
+            files = stage_files(name, f"palbench {cmd} data/x")
+            lacking = sorted(f for f in files if not _covered(f, stages[name][1]))
+            if lacking:
+                missing[f"{name} ({cmd})"] = lacking
+    assert not missing, f"dvc.yaml deps miss files a protocol's command runs: {missing}"
