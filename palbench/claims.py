@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from palbench.config.names import config_name
-from palbench.config.protocol import canonical, study_configs
+from palbench.config.protocol import canonical, study_configs, train_settings
 from palbench.results import paired_comparison
 
 SUPPORTED, CONTRADICTED, UNDECIDED, NOT_TESTED = "supported", "contradicted", "undecided at 95%", "not tested"
@@ -161,7 +161,7 @@ class Evidence:
     @property
     def defaults(self) -> dict:
         """The settings of every configuration that a study does not change (``params["train"]``)."""
-        return {"landmark_noise": 0, **self.params["train"]}
+        return train_settings(self.params)
 
     def has_study(self, study: str) -> bool:
         return study in (self.params.get("studies") or {})

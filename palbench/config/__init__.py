@@ -19,6 +19,7 @@ from palbench.config.names import (
     STRATEGIES,
     WIDTH_FAMILIES,
     check_renamed,
+    check_width,
     config_name,
     constrained_channels,
     landmark_set_path,
@@ -40,6 +41,7 @@ from palbench.config.protocol import (
     run_configs,
     run_names,
     study_configs,
+    train_settings,
     validate_protocol,
     write_params,
 )
@@ -47,10 +49,10 @@ from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_c
 
 __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
-    "available_protocols", "check_renamed", "check_reports_section", "config_name", "constrained_channels",
+    "available_protocols", "check_renamed", "check_reports_section", "check_width", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
     "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
     "run_names",
-    "seed_folder", "study_configs",
+    "seed_folder", "study_configs", "train_settings",
     "validate_protocol", "write_params",
 ]  # fmt: skip

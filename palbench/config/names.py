@@ -59,6 +59,16 @@ def width_family(arch: str) -> str | None:
     return next((family for family, prefixes in WIDTH_FAMILIES.items() if arch.startswith(prefixes)), None)
 
 
+def check_width(arch: str, width: float) -> None:
+    """``width``: a number in (0, 1], and 1 for an ``arch`` without a width knob (:data:`WIDTH_FAMILIES`); the
+    one check of it (:class:`~palbench.config.TrainConfig`). Raises :class:`ConfigError`."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise ConfigError(f"width: expected a number in (0, 1], got {width!r}")
+    if width != 1 and width_family(arch) is None:
+        raise ConfigError(f"width: {arch} has no width knob (width 1 only); families with one: "
+                          f"{', '.join(WIDTH_FAMILIES)}")
+
+
 #: Side of the aligned face crops in pixels (RAF-DB's aligned crops are 100; a multiple of 16 suits the
 #: backbones) and their room around the face (share of the face scale on each side): :mod:`palbench.data.align`.
 CROP_SIZE = 112

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, WIDTH_FAMILIES, check_renamed,
-                                   constrained_channels, width_family)
+from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_width,
+                                   constrained_channels)
 from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
 
@@ -25,10 +25,11 @@ NON_RESULT_KEYS = frozenset({"workers", "progress", "checkpoint_every"})
 
 @dataclass(frozen=True)
 class PalConfig:
-    """PAL settings of one run (the part of :class:`TrainConfig` the objective reads).
+    """PAL settings of one run (the part of :class:`TrainConfig` the objective reads). Their defaults are declared
+    here only: :class:`TrainConfig`'s PAL fields read them.
 
     Attributes:
-        layer: catalogue name of the constrained layer (``conv10``, ``layer4.2``, ...).
+        layer: catalogue name of the constrained layer (``conv10``, ``layer4.2``, ...; default: VGG16's conv10).
         method: attribution method (``grad`` eq. 2, ``grad_input`` eq. 3, ``gradcam``).
         strategy: channel strategy (``mean`` eq. 5-6, ``all``).
         c1: fraction of constrained channels, in (0, 1] (0.5 = Mean of half).
@@ -36,7 +37,7 @@ class PalConfig:
         prior_sigma: σ of the prior's Gaussians in pixels of the attribution map (paper: 3).
     """
 
-    layer: str
+    layer: str = "conv10"
     method: str = "grad_input"
     strategy: str = "mean"
     c1: float = 0.5
@@ -76,7 +77,8 @@ class TrainConfig:
         seed: the only source of randomness (init, data order, augmentation, dropout).
         landmark_noise: σ of the landmark jitter (noise study, pixels of a 224 crop): with ``landmarks`` a
             folder of the priors stage, the set of this σ is read (:func:`~palbench.config.landmark_set_path`).
-        layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`);
+        layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`, which declares
+            their defaults);
             ``pal_weight = 0`` is the baseline, identical otherwise (same seed, same data order). The paper
             gives no λ; 1 had the best mean test accuracy of {0, 0.3, 1, 3} × 3 seeds on the built-in
             benchmark (``benchmarks/calibration/lambda_sweep_decoy06.md``).
@@ -100,12 +102,12 @@ class TrainConfig:
     lr_power: float = 0.9
     balanced: bool = False
     seed: int = 0
-    layer: str = "conv10"
-    method: str = "grad_input"
-    strategy: str = "mean"
-    c1: float = 0.5
-    pal_weight: float = 1.0
-    prior_sigma: float = 3.0
+    layer: str = PalConfig.layer
+    method: str = PalConfig.method
+    strategy: str = PalConfig.strategy
+    c1: float = PalConfig.c1
+    pal_weight: float = PalConfig.pal_weight
+    prior_sigma: float = PalConfig.prior_sigma
     augment: bool = True
     max_rotation: float = 10.0
     dropout: float | None = None
@@ -121,11 +123,7 @@ class TrainConfig:
         if self.arch not in ARCHS:
             raise ConfigError(f"arch: expected a torchvision classification model, one of {', '.join(ARCHS)}; "
                               f"got {self.arch!r}")
-        if not _number(self.width) or not 0 < self.width <= 1:
-            raise ConfigError(f"width: expected a number in (0, 1], got {self.width!r}")
-        if self.width != 1 and width_family(self.arch) is None:
-            raise ConfigError(f"width: {self.arch} has no width knob (width 1 only); families with one: "
-                              f"{', '.join(WIDTH_FAMILIES)}")
+        check_width(self.arch, self.width)
         if not _number(self.landmark_noise) or not self.landmark_noise >= 0:
             raise ConfigError(f"landmark_noise: expected a number >= 0, got {self.landmark_noise!r}")
         for key in ("size", "epochs", "batch_size", "checkpoint_every"):
