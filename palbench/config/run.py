@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_width,
-                                   constrained_channels)
+                                   constrained_channels, run_name, seed_folder)
 from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
 
@@ -161,6 +162,40 @@ class TrainConfig:
             return cls(**d)
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def planned_runs(
+    values: Mapping[str, Any],
+    out: str | Path,
+    seeds: Sequence[int] | None = None,
+    group: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    where: str = "command line",
+) -> list[tuple[TrainConfig, Path]]:
+    """The runs one ``palbench train`` makes, ``[(config, run folder)]``, every configuration validated before
+    anything trains (:func:`palbench.train.train_many` trains them):
+
+    - one run of ``values`` into ``out``;
+    - ``seeds``: one run per seed into ``out/s<seed>``;
+    - ``group``: every configuration of ``params["runs"][group]`` × ``params["seeds"]``, into
+      ``out/<config>/s<seed>`` (the DVC grid: one stage per group); settings: ``params["train"]``, then
+      ``values``, then the configuration's overrides.
+
+    ``where`` names the settings' source in errors: the ``--config`` file or ``command line``; with ``group``,
+    the params file.
+    """
+    if group is not None:
+        if group not in params["runs"]:
+            raise ConfigError(f"{where}: runs has no group {group!r}; expected one of {', '.join(params['runs'])}")
+        values = {**params["train"], **values}
+        return [(TrainConfig.from_dict({**values, **overrides, "seed": seed}, where=f"{where}: runs.{group}.{config}"),
+                 Path(out) / Path(run_name(config, seed)))
+                for config, overrides in params["runs"][group].items() for seed in params["seeds"]]
+    if seeds is None:
+        return [(TrainConfig.from_dict(dict(values), where=where), Path(out))]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"train: --seeds {list(seeds)} repeats a seed")
+    return [(TrainConfig.from_dict({**values, "seed": s}, where=where), Path(out) / seed_folder(s)) for s in seeds]
 
 
 def result_diff(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
