@@ -23,7 +23,8 @@ from palbench.errors import ConfigError, PalbenchError
 
 def _add_protocol(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("protocol", help="write params.yaml from a protocol (benchmarks/protocols/NAME.yaml), runs "
-                                        "expanded; `protocol new NAME --folder LABELS.csv` writes a protocol")
+                                        "expanded, and runs/dvc.yaml (their plots); `protocol new NAME --folder "
+                                        "LABELS.csv` writes a protocol")
     p.add_argument("name", nargs="?", help="protocol name or .yaml path (see --list), or `new`")
     p.add_argument("new_name", nargs="?", metavar="NEW", help="with `new`: the new protocol's name")
     p.add_argument("--params", default="params.yaml", help="file to write (default: params.yaml)")
@@ -48,6 +49,8 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from palbench import config as pr
+        from palbench.config.plots import write_run_plots
+        from palbench.config.protocol import params_from_protocol
 
         if args.list:
             for name in pr.available_protocols():
@@ -68,9 +71,10 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
         else:
             proto = pr.load_protocol(args.name)
         path = pr.write_params(proto, args.params, source=args.name or "--refresh")
+        plots = write_run_plots(params_from_protocol(proto), path.parent / "runs" / "dvc.yaml")
         configs = sum(len(group) for group in pr.expand_runs(proto).values())
         print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
-              f"{len(proto['seeds'])} seeds = {configs * len(proto['seeds'])} runs -> {path}")
+              f"{len(proto['seeds'])} seeds = {configs * len(proto['seeds'])} runs -> {path} (plots: {plots})")
         return 0
 
     p.set_defaults(func=run)

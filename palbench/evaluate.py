@@ -6,6 +6,9 @@
 ``predictions.csv``
     ``index,path,label,prediction,prob_0..prob_{K-1}``: the samples.csv row, its path and label, the
     predicted class and the softmax probabilities (class order of :data:`palbench.data.canonical.CLASSES`).
+``confusion.csv``
+    ``label,prediction``: the true and predicted class names of each image (``predictions.csv``'s order), the
+    confusion matrix ``dvc plots`` draws (``runs/dvc.yaml``, :mod:`palbench.config.plots`).
 ``metrics.json``
     ``accuracy``, ``balanced_accuracy`` (mean recall over the classes present), ``macro_f1``, per-class
     ``precision/recall/f1/support`` keyed by class name, ``confusion_matrix`` (rows = true class), ``n``
@@ -39,6 +42,7 @@ from torch.utils.data import DataLoader
 
 from palbench.alignment import attention_batch, box_coverage, nanmean
 from palbench.config import landmark_set_path
+from palbench.config.plots import CONFUSION_FILE
 from palbench.data.canonical import CLASSES, CanonicalDataset, load_landmark_set, read_dataset
 from palbench.data.dataset import FaceDataset
 from palbench.errors import ConfigError, DataError, PalbenchError
@@ -158,7 +162,8 @@ def evaluate_run(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> dict:
-    """Evaluate a run's best model on ``split``; write ``metrics.json`` and ``predictions.csv`` into ``out``.
+    """Evaluate a run's best model on ``split``; write ``metrics.json``, ``predictions.csv`` and ``confusion.csv``
+    into ``out``.
 
     Args:
         run: run folder (``best.pt`` inside) or a ``best.pt`` path.
@@ -208,6 +213,9 @@ def evaluate_run(
     out = Path(out)
     with atomic_path(out / "predictions.csv") as tmp:
         _prediction_table(dataset, passes, probs).to_csv(tmp, index=False, float_format="%.9g")
+    with atomic_path(out / CONFUSION_FILE) as tmp:
+        by_name = np.asarray(names)
+        pd.DataFrame({"label": by_name[passes["labels"]], "prediction": by_name[pred]}).to_csv(tmp, index=False)
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
     return metrics
 

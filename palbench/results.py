@@ -4,7 +4,9 @@ A configuration is run over several seeds; its accuracy is summarised by the mea
 deviation (ddof = 1), ``n``, and the 95% confidence interval of the mean from Student's t distribution
 (``mean ± t_{0.975, n-1} · std / sqrt(n)``). A configuration is compared with the baseline over the SAME
 seeds — same initialisation and data order, so the runs are paired — by the paired t-test on the per-seed
-differences (scipy.stats.ttest_rel), with the t-interval of the mean difference.
+differences (scipy.stats.ttest_rel), with the t-interval of the mean difference. A configuration whose accuracy
+cannot be told from guessing is *at chance* (:func:`reaches_chance`, the one rule the report tables and the claims'
+caveats apply).
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def paired_comparison(
         res = stats.ttest_rel(a, b)
         out["t"], out["p"] = float(res.statistic), float(res.pvalue)
     return out
+
+
+def guessing_margin(level: float, n: int) -> float:
+    """Two binomial standard errors of a classifier scoring ``level`` on ``n`` test images."""
+    return 2 * math.sqrt(level * (1 - level) / n)
+
+
+def reaches_chance(ci_low, mean, level: float, n_test: int | None) -> np.ndarray:
+    """The one at-chance rule (claims caveat, report tables): a configuration's accuracy is indistinguishable
+    from guessing when the 95% interval of its mean over seeds reaches ``level`` (the larger of 1/K and the
+    majority class's share); with one seed (no interval), when its mean is within two binomial standard
+    errors of ``level`` on ``n_test`` images (2 points when unknown). Arrays ``[n]`` in, bool ``[n]`` out."""
+    margin = guessing_margin(level, n_test) if n_test else 0.02
+    ci_low, mean = np.asarray(ci_low, dtype=float), np.asarray(mean, dtype=float)
+    return np.where(np.isfinite(ci_low), ci_low, mean - margin) <= level
 
 
 def read_run(run: str | Path, eval_dir: str = "test") -> dict:

@@ -361,9 +361,37 @@ def _val_accuracy(model: torch.nn.Module, val_set: FaceDataset, device: torch.de
 
 
 def _live(out: Path, resume: bool):
+    """The run's DVCLive logger: ``dvclive/metrics.json`` and one ``dvclive/plots/metrics/<name>.tsv`` per curve.
+
+    Inside a DVC project (the working directory's, as dvclive looks it up: ``dvc repro`` runs the stages from
+    the project root) dvclive's own ``Live``. Outside one, ``Live`` would run ``dvc init`` in the enclosing git
+    repository and stage ``.dvc/config``, ``.dvc/.gitignore`` and ``.dvcignore`` in the user's index, whatever
+    ``save_dvc_exp`` says (dvclive 3.49: ``dvclive.dvc.get_dvc_repo`` falls back to ``Repo.init``;
+    treeverse/dvclive#531, #539), and no argument turns that off; so there it is :class:`LiveOutsideDvc`, which
+    writes the same files and touches no repository.
+    """
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
     from dvclive import Live
 
-    return Live(dir=str(out / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
+    class LiveOutsideDvc(Live):
+        """dvclive's ``Live`` without its DVC set-up (dvclive has no knob for it, see :func:`_live`).
+
+        ``Live.__init__`` calls ``_init_dvc`` to find (or create) the DVC repository, for experiments, Studio
+        and ``dvc.yaml``; palbench uses none of them (``save_dvc_exp=False``, ``dvcyaml=None``). Skipping it
+        leaves ``Live`` as it is when that set-up fails (it then goes on without a repository, the
+        ``_dvc_repo = None`` it starts with): the metrics and curves are written all the same.
+        """
+
+        def _init_dvc(self) -> None:
+            pass
+
+    settings = {"dir": str(out / "dvclive"), "resume": resume, "save_dvc_exp": False, "dvcyaml": None, "report": None}
+    try:
+        Repo.find_root()
+    except NotDvcRepoError:
+        return LiveOutsideDvc(**settings)
+    return Live(**settings)
 
 
 def _csv(rows: list[dict]) -> str:

@@ -18,6 +18,7 @@ import pytest
 
 from palbench import claims as c
 from palbench.config import grid, run_name
+from palbench.results import paired_comparison
 
 TRAIN = {"arch": "vgg16_bn", "size": 32, "epochs": 1, "layer": "l5", "method": "grad_input", "strategy": "mean",
          "c1": 0.5, "pal_weight": 1.0, "prior_sigma": 1.0}
@@ -297,7 +298,7 @@ def test_multi_part_claim_is_decided_at_family_wise_95():
     runs.loc[better, "test_accuracy"] += runs.loc[better, "seed"].map(diffs)
     cpart = parts_of(c.claims_table(runs, params), "c")
     assert len(cpart) == 2 and np.allclose(cpart["confidence"], 0.975)
-    lone = c.paired_comparison({s: 0.5 + d for s, d in diffs.items()}, {s: 0.5 for s in diffs})
+    lone = paired_comparison({s: 0.5 + d for s, d in diffs.items()}, {s: 0.5 for s in diffs})
     assert lone["diff_ci_low"] > 0  # one part alone at 95% would be supported ...
     assert (cpart["ci_low"] < 0).all() and (cpart["verdict"] == c.UNDECIDED).all()  # ... as 1 of 2, it is not
     assert cpart["reason"].iloc[0] == "the 97.5% interval contains 0"

@@ -121,6 +121,10 @@ def test_metrics_and_probabilities(noise_data, tmp_path, capsys):
     np.testing.assert_allclose(written, probs, atol=1e-5)  # float32 model, other batching
     assert table["prediction"].tolist() == probs.argmax(1).tolist()
     assert table["prediction"].nunique() >= 2  # the comparison below is not trivial
+    confusion = pd.read_csv(out / "confusion.csv")  # the same images, by class name, for `dvc plots`
+    assert list(confusion.columns) == ["label", "prediction"] and m["classes"] == list(CLASSES)
+    assert confusion["label"].tolist() == [CLASSES[k] for k in table["label"]]
+    assert confusion["prediction"].tolist() == [CLASSES[k] for k in table["prediction"]]
 
     y, p = table["label"].to_numpy(), table["prediction"].to_numpy()
     ks = list(range(7))

@@ -515,7 +515,7 @@ def test_confusion_figure_shows_a_class_absent_from_the_test_split():
 
 
 def test_paper_rows_are_the_papers():
-    """The published Table III rows (typed from the paper, cited in palbench/reports/paper.py): the gains computed
+    """The published Table III rows (typed from the paper, cited in palbench/reports/comparison.py): the gains computed
     from its baseline and PAL rows (its text rounds the RAF-DB one to +0.96)."""
     assert r.paper_improvement() == {"RAF-DB": 0.94, "AffectNet": 3.69}
 

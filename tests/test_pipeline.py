@@ -57,6 +57,44 @@ def test_metrics_show_reads_the_one_aggregated_file(smoke_project):
     assert files == ["metrics.json"]
 
 
+def test_plots_show_draws_every_runs_curves_and_confusion_matrix(smoke_project, tmp_path):
+    """`dvc plots show` (runs/dvc.yaml, written by `palbench protocol`): per configuration, its seeds' DVCLive
+    curves, one point per epoch, and the confusion matrix of the evaluated split by class name."""
+    from palbench.config.plots import CURVES
+
+    root, _ = smoke_project
+    params = pr.read_params(root / "params.yaml")
+    split = params["evaluate"]["split"]
+    res = pp.run([str(pp.BIN / "dvc"), "plots", "show", "--json"], root)
+    shown = json.loads(res.stdout)
+    assert not shown.get("errors") and "failed" not in res.stderr, (shown.get("errors"), res.stderr)
+    plots = shown["data"]
+    configs = pr.run_configs(params)
+    assert set(plots) == {f"{g}/{c}/{k}" for c, g in configs.items() for k in (*CURVES, "confusion")}
+    for config, group in configs.items():
+        runs = [f"{group}/{config}/s{seed}" for seed in params["seeds"]]
+        epochs = [len(pd.read_csv(root / "runs" / run / "history.csv")) for run in runs]
+        for curve in CURVES:
+            (plot,) = plots[f"{group}/{config}/{curve}"]
+            values = plot["content"]["data"]["values"]
+            assert plot["type"] == "vega" and all(np.isfinite(float(v[curve])) for v in values)
+            assert sorted(int(v["step"]) for v in values) == sorted(e for n in epochs for e in range(n))
+        (plot,) = plots[f"{group}/{config}/confusion"]
+        values = plot["content"]["data"]["values"]
+        for run in runs:
+            evaluated = json.loads((root / "runs" / run / split / "metrics.json").read_text())
+            assert evaluated["n"] and {v["label"] for v in values} <= set(evaluated["classes"])
+            assert {v["prediction"] for v in values} <= set(evaluated["classes"])
+        assert len(values) == sum(json.loads((root / "runs" / r / split / "metrics.json").read_text())["n"]
+                                  for r in runs)
+        encoding = plot["content"]["spec"]["encoding"]  # DVC's confusion template: true x predicted class
+        assert (encoding["x"]["field"], encoding["y"]["field"]) == ("label", "prediction")
+    # the HTML page DVC writes holds every plot
+    pp.run([str(pp.BIN / "dvc"), "plots", "show", "-o", str(tmp_path / "html")], root)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert all(f"{g}/{c}: confusion ({split})" in page for c, g in configs.items())
+
+
 def test_second_repro_runs_nothing(smoke_project):
     root, _ = smoke_project
     res = pp.run([str(pp.BIN / "dvc"), "repro"], root)

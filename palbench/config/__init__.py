@@ -4,7 +4,8 @@
   split ``C1 = round(c1·C)``, run/configuration names, the landmark-noise file names;
 * :mod:`~palbench.config.run` — :class:`PalConfig` and :class:`TrainConfig` (one run; its ``config.json``);
 * :mod:`~palbench.config.protocol` — the protocol schema (``benchmarks/protocols/*.yaml``), its expansion
-  into the grid of runs, and :func:`read_params`, the one reader of ``params.yaml``.
+  into the grid of runs, and :func:`read_params`, the one reader of ``params.yaml``;
+* :mod:`~palbench.config.plots` — ``runs/dvc.yaml``, the runs' curves and confusion matrices for ``dvc plots``.
 
 The CLI's commands that touch no model (``--help``, ``protocol``, ``aggregate``, ``report``) and the
 notebooks read their configuration from here, so they start without importing torch

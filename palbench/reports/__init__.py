@@ -7,50 +7,34 @@ keep their cells short and call these functions, which the tests call too:
   where figures (``reports/figures/*.png``) and tables (``reports/tables/*.csv``) are written;
 * :mod:`~palbench.reports.tables` — the study tables of ``results/`` formatted as the paper's tables, and
   the sentences that read them (PAL − baseline, 95% CI, paired p);
-* :mod:`~palbench.reports.paper` — Table III's published rows (cited) beside ours, the readings of the
-  comparison study (confusion, attention), and the comparison on several backbones side by side
-  (``comparison`` and ``comparison-<name>`` studies);
+* :mod:`~palbench.reports.comparison` — Table III: the paper's published rows (cited) beside ours;
+* :mod:`~palbench.reports.confusion` — Fig. 6: the confusion matrices pooled over seeds, recall per class;
+* :mod:`~palbench.reports.attention` — Fig. 7: the predictions on the images shown, alignment with the prior;
+* :mod:`~palbench.reports.transfer` — the tests on another dataset (the protocol's ``transfer`` section);
+* :mod:`~palbench.reports.backbones` — Table III on several backbones side by side (``comparison`` and
+  ``comparison-<name>`` studies);
 * :mod:`~palbench.reports.figures` — the figures (matplotlib);
 * :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
 * the claims report (``notebooks/claims.ipynb``) computes its verdicts with :mod:`palbench.claims` and draws
-  them with :func:`~palbench.reports.figures.plot_claims`;
+  them with :func:`~palbench.claims.figure.plot_claims` (re-exported here);
 * :mod:`~palbench.reports.render` — executing the notebooks (papermill), HTML (nbconvert), ``index.html``
   (not imported here: notebooks do not need papermill).
 
 No report trains anything or recomputes a statistic that ``palbench aggregate`` wrote.
 """
 
-from palbench.reports.figures import (
-    plot_attributions,
-    plot_backbones,
-    plot_claims,
-    plot_confusions,
-    plot_layers,
-    plot_noise,
-    plot_noisy_priors,
-)
+from palbench.claims.figure import plot_claims
+from palbench.reports.attention import attention_headline, prediction_table
+from palbench.reports.backbones import (backbone_summary, backbone_table, backbones_headline, comparison_reading,
+                                        show_backbones)
+from palbench.reports.comparison import (PAPER_TABLE_III, comparison_headline, comparison_pair, comparison_table,
+                                         dataset_column, paper_improvement)
+from palbench.reports.confusion import (confusion_counts, confusion_headline, confusion_titles, recall_table,
+                                        row_normalise)
+from palbench.reports.figures import (plot_attributions, plot_backbones, plot_confusions, plot_layers, plot_noise,
+                                      plot_noisy_priors)
 from palbench.reports.maps import (attribution_maps, backbone_maps, layer_map, layer_positions, select_images,
                                    study_catalogue)
-from palbench.reports.paper import (
-    PAPER_TABLE_III,
-    attention_headline,
-    backbone_summary,
-    backbone_table,
-    backbones_headline,
-    comparison_headline,
-    comparison_pair,
-    comparison_reading,
-    comparison_table,
-    confusion_headline,
-    confusion_titles,
-    prediction_table,
-    recall_table,
-    dataset_column,
-    paper_improvement,
-    show_backbones,
-    show_transfer,
-    transfer_tables,
-)
 from palbench.reports.project import (
     NOTEBOOKS,
     Project,
@@ -74,7 +58,6 @@ from palbench.reports.tables import (
     at_chance,
     best_and_worst,
     comparison_text,
-    confusion_counts,
     noise_headline,
     noise_row,
     noise_table,
@@ -83,12 +66,12 @@ from palbench.reports.tables import (
     read_runs,
     read_preview,
     read_study,
-    row_normalise,
     stats_columns,
     study_backbone,
     study_title,
     versus_clean,
 )
+from palbench.reports.transfer import show_transfer, transfer_tables
 
 __all__ = [
     "at_chance", "chance_levels", "stats_columns",

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from palbench.reports.tables import pct
+from palbench.vocabulary import method_name
 
 PAL_COLOUR, BASE_COLOUR, HIGHLIGHT = "tab:blue", "tab:orange", "tab:red"
 
@@ -159,7 +160,7 @@ def plot_noisy_priors(preview: dict, landmark_noise: float, n_samples: int = 4) 
 
 def _matrix(ax, m: np.ndarray, classes: list[str], title: str, diverging: bool = False) -> None:
     """One row-normalised confusion matrix with its values in % (``–`` and "absent" for a class with no
-    sample in the split: its row is NaN, :func:`palbench.reports.tables.row_normalise`)."""
+    sample in the split: its row is NaN, :func:`palbench.reports.confusion.row_normalise`)."""
     limit = float(np.nanmax(np.abs(m))) if diverging and np.isfinite(m).any() else 1.0
     limit = limit or 1.0
     ax.imshow(m, cmap="RdBu" if diverging else "Blues", vmin=-limit if diverging else 0, vmax=limit)
@@ -182,7 +183,7 @@ def plot_confusions(base: np.ndarray, pal: np.ndarray, classes: list[str], title
     baseline and PAL side by side, and their difference.
 
     Args:
-        base, pal: row-normalised matrices ``[K, K]`` (:func:`palbench.reports.tables.row_normalise`).
+        base, pal: row-normalised matrices ``[K, K]`` (:func:`palbench.reports.confusion.row_normalise`).
         titles: panel titles of the baseline and PAL.
     """
     fig, axes = plt.subplots(1, 3, figsize=(14, 5), layout="constrained")
@@ -233,58 +234,8 @@ def plot_attributions(maps: dict, classes: list[str]) -> Figure:
             axes[row, j].set_xlabel(f"{who}: {classes[pred]}", fontsize=8, color="tab:green" if ok else "tab:red")
     for i, (label, _) in enumerate(rows):
         axes[i, 0].set_ylabel(label, fontsize=9)
-    method = {"grad": "Grad", "grad_input": "Grad × Input"}.get(maps["method"], maps["method"])
-    fig.suptitle(f"{method} attribution at {maps['layer']} ({maps['split']} images, seed {maps['seed']}); "
-                 "true class above, predictions below (green = right)", fontsize=10)
-    return fig
-
-
-#: Colour of each verdict of :mod:`palbench.claims` in the forest plot.
-VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "undecided at 95%": "0.35",
-                   "not tested": "0.6"}
-
-
-def plot_claims(parts: pd.DataFrame, title: str) -> Figure:
-    """The paper's claims as a forest plot: per claim part (rows, grouped by claim, labelled with the sign the
-    paper claims), the paired difference A − B in points with its interval (family-wise 95% per claim, the
-    ``confidence`` column; none with one seed), coloured
-    by verdict, and the zero line; the slope against σ (points per pixel of σ) is drawn as a square.
-
-    Args:
-        parts: :func:`palbench.claims.claims_table`.
-    """
-    n = len(parts)
-    fig, ax = plt.subplots(figsize=(9.5, 0.34 * n + 1.6), layout="constrained")
-    ys = np.arange(n)[::-1]
-    for y, (_, row) in zip(ys, parts.iterrows()):
-        colour = VERDICT_COLOURS.get(row["verdict"], "black")
-        if not np.isfinite(row["diff"]):
-            ax.text(0, y, f"  {row['verdict']}", va="center", ha="left", fontsize=8, color=colour)
-            continue
-        lo, hi = row["ci_low"], row["ci_high"]
-        xerr = [[row["diff"] - lo], [hi - row["diff"]]] if np.isfinite(lo) and np.isfinite(hi) else None
-        ax.errorbar([row["diff"]], [y], xerr=xerr, fmt="o" if row["unit"] == "points" else "s", color=colour,
-                    ms=6, capsize=3, lw=1.4, zorder=3)
-    ax.axvline(0, color="black", lw=1)
-    for y in ys[1:][parts["claim"].to_numpy()[1:] != parts["claim"].to_numpy()[:-1]]:
-        ax.axhline(y + 0.5, color="0.85", lw=0.8)
-    claimed = ["< 0" if c == "A < B" else "> 0" for c in parts["claimed"]]
-    ax.set_yticks(ys, [f"({c}) {p} {s}" for c, p, s in zip(parts["claim"], parts["part"], claimed)], fontsize=8)
-    ax.set_ylim(-0.7, n - 0.3)
-    if not np.isfinite(parts["diff"].to_numpy(dtype=float)).any():
-        ax.set_xlim(-1, 1)
-    for verdict, colour in VERDICT_COLOURS.items():
-        if (parts["verdict"] == verdict).any():
-            ax.scatter([], [], color=colour, label=verdict)
-    ax.set_xlabel("A − B, accuracy points (squares: the slope against σ, points per pixel of σ); "
-                  "the paper claims the sign on the left")
-    n_pairs = int(parts["n_pairs"].max()) if n else 0
-    note = (f"up to {n_pairs} paired seeds: mean difference, t-interval at 95% per claim (Bonferroni)"
-            if n_pairs > 1 else
-            f"{n_pairs} paired seed{'s' if n_pairs != 1 else ''}: no interval, nothing can be decided")
-    ax.set_title(f"{title}\n{note}", fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title="verdict", title_fontsize=8)
+    fig.suptitle(f"{method_name(maps['method'])} attribution at {maps['layer']} ({maps['split']} images, "
+                 f"seed {maps['seed']}); true class above, predictions below (green = right)", fontsize=10)
     return fig
 
 
@@ -295,7 +246,7 @@ def plot_backbones(summary: pd.DataFrame, title: str) -> Figure:
     results says that instead of a point.
 
     Args:
-        summary: :func:`palbench.reports.paper.backbone_summary`.
+        summary: :func:`palbench.reports.backbones.backbone_summary`.
     """
     n = len(summary)
     fig, ax = plt.subplots(figsize=(8.5, 0.5 * n + 1.6), layout="constrained")

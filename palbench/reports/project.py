@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from palbench.claims.definitions import CLAIM_STUDIES
 from palbench.errors import PalbenchError
+from palbench.vocabulary import arch_name
 
 #: notebook -> (study it reads, or the studies it reads any of; what it reproduces). Order of the index.
 NOTEBOOKS: dict[str, tuple[str | tuple[str, ...], str]] = {
-    "claims": (("layers", "ablation", "channels", "noise", "comparison"),
-               "§IV-C–D — the paper's comparative claims as verdicts"),
+    "claims": (CLAIM_STUDIES, "§IV-C–D — the paper's comparative claims as verdicts"),
     "layers": ("layers", "Fig. 3 — accuracy of PAL at each layer"),
     "ablation": ("ablation", "Table I — attribution method × channel strategy"),
     "channels": ("channels", "Table II — constrained channels C1"),
@@ -264,18 +265,6 @@ def class_names(project: Project) -> list[str]:
     meta = project.path("data", project.data_name, "meta.json")
     classes = json.loads(meta.read_text()).get("classes") if meta.is_file() else None
     return list(classes or CLASSES)
-
-
-#: How the reports write the backbones the protocols use (any other by its torchvision builder name).
-ARCH_NAMES = {"vgg16": "VGG16", "vgg16_bn": "VGG16-BN", "resnet18": "ResNet18", "resnet50": "ResNet50",
-              "convnext_tiny": "ConvNeXt-T", "efficientnet_b0": "EfficientNet-B0",
-              "mobilenet_v3_large": "MobileNetV3-L", "vit_b_16": "ViT-B/16", "swin_t": "Swin-T"}
-
-
-def arch_name(arch: str, width: float = 1.0) -> str:
-    """``VGG16-BN ×0.125`` / ``ResNet50`` / ``ViT-B/16 ×0.25`` (:data:`ARCH_NAMES`, else the builder name)."""
-    name = ARCH_NAMES.get(arch, arch)
-    return name if float(width) == 1.0 else f"{name} ×{float(width):g}"
 
 
 def show_header(project: Project, notebook: str) -> None:

@@ -10,18 +10,17 @@ written as such ("1 seed: no CI"), never as zero.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from palbench.claims import c1_name, channels_name, reaches_chance  # shared with the claims report
-from palbench.reports.project import Project, ReportError, arch_name, chance_levels
+from palbench.reports.project import Project, ReportError, chance_levels
+from palbench.results import reaches_chance
+from palbench.vocabulary import arch_name, c1_name, channels_name, method_name
 
 STAT_COLUMNS = ("mean", "std", "n", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "n_pairs")
-METHOD_NAMES = {"grad": "Grad", "grad_input": "Grad × Input", "gradcam": "Grad-CAM"}
 
 
 # ---------------------------------------------------------------- reading
@@ -116,7 +115,7 @@ def comparison_text(row: pd.Series, label: str = "PAL − baseline") -> str:
 
 def at_chance(table: pd.DataFrame, levels: dict | None) -> np.ndarray:
     """Per row of a study table: is its accuracy indistinguishable from guessing? The claims report's rule
-    (:func:`palbench.claims.reaches_chance`) at ``levels["level"]`` (:func:`palbench.reports.project.chance_levels`:
+    (:func:`palbench.results.reaches_chance`) at ``levels["level"]`` (:func:`palbench.reports.project.chance_levels`:
     the larger of 1/K and the majority class's share). All False when ``levels`` is None."""
     if levels is None:
         return np.zeros(len(table), bool)
@@ -167,7 +166,7 @@ def paper_style_table(project: Project, study: str, table: pd.DataFrame) -> pd.D
     if study == "layers":
         labels["Layer"] = dash(table["layer"])
     elif study == "ablation":
-        labels["Attribution"] = dash([METHOD_NAMES.get(m, m) for m in table["method"]])
+        labels["Attribution"] = dash([method_name(m) for m in table["method"]])
         labels["Channels"] = dash([channels_name(s, c) if not b else "" for s, c, b in
                                    zip(table["strategy"], table["c1"], base)])
     elif study == "channels":
@@ -200,41 +199,10 @@ def _label(row: pd.Series, label: str) -> str:
     if label == "C1":
         return c1_name(row["c1"])
     if label == "configuration" and "method" in row:
-        return f"{METHOD_NAMES.get(row['method'], row['method'])}, {channels_name(row['strategy'], row['c1'])}"
+        return f"{method_name(row['method'])}, {channels_name(row['strategy'], row['c1'])}"
     if label == "σ":
         return f"{row['landmark_noise']:g}"
     return str(row.get(label, row["config"]))
-
-
-def confusion_counts(project: Project, config: str) -> tuple[np.ndarray, list[str], int]:
-    """Confusion counts of a configuration summed over its seeds.
-
-    Returns:
-        ``(counts int64 [K, K] with rows = true class, class names [K], number of runs)`` from each run's
-        ``<split>/metrics.json``.
-    """
-    total, classes, n = None, None, 0
-    for seed in project.seeds:
-        path = run_dir(project, config, seed) / project.split / "metrics.json"
-        if not path.is_file():
-            raise ReportError(f"{path}: not found; evaluate the run with {project.repro_hint()}")
-        m = json.loads(path.read_text())
-        if "confusion_matrix" not in m:
-            raise ReportError(f"{path}: no confusion_matrix; re-evaluate the run (`dvc repro`)")
-        cm = np.asarray(m["confusion_matrix"], dtype=np.int64)
-        total = cm if total is None else total + cm
-        classes = m.get("classes") or [str(k) for k in range(len(cm))]
-        n += 1
-    return total, list(classes), n
-
-
-def row_normalise(counts: np.ndarray) -> np.ndarray:
-    """``[K, K]`` counts → each row divided by its sum (recall on the diagonal); NaN rows where a class has
-    no test sample."""
-    counts = np.asarray(counts, dtype=np.float64)
-    support = counts.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, counts / np.where(support > 0, support, 1), np.nan)
 
 
 # ---------------------------------------------------------------- the noise study (Fig. 4)
