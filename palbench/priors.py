@@ -1,6 +1,7 @@
 """Landmark priors (paper §III-D, eq. 7-8) and landmark jitter for the noise study (§IV-C-4).
 
-Eq. 7 puts a 1 at each of the 68 landmarks, eq. 8 blurs it with a Gaussian of standard deviation σ::
+Eq. 7 puts a 1 at each of the 68 landmarks, eq. 8 blurs it with a Gaussian of standard deviation σ (a run's
+``prior_sigma``)::
 
     a*_{i,j} = Σ_{k=1..68} 1/sqrt(2πσ²) · exp(-((i - y_k)² + (j - x_k)²) / (2σ²))
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from palbench.config import PalConfig
 from palbench.errors import ConfigError
 
 #: The crop size in which the paper's landmark-noise σ (1...5 pixels) is expressed.
@@ -44,7 +46,7 @@ def render_priors(
     landmarks: Tensor | np.ndarray,
     image_size: int | Sequence[int],
     out_size: int | Sequence[int],
-    sigma: float = 3.0,
+    prior_sigma: float = PalConfig.prior_sigma,
     sigma_unit: str = "map",
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
@@ -56,7 +58,8 @@ def render_priors(
             Points off the canvas are kept: their Gaussian tails still count.
         image_size: ``(H, W)`` (or one int) of the image the landmarks refer to.
         out_size: ``(h, w)`` (or one int) of the prior, usually the attribution layer's resolution.
-        sigma: Gaussian standard deviation (paper: 3).
+        prior_sigma: σ of eq. 8, the Gaussians' standard deviation (paper: 3; default:
+            :class:`~palbench.config.PalConfig`'s).
         sigma_unit: ``"map"`` — σ in pixels of the output map (default); ``"image"`` — σ in pixels of
             the image, scaled to the map per axis.
         dtype: output dtype (float64 for tests).
@@ -66,15 +69,15 @@ def render_priors(
     """
     H, W = _pair(image_size, "image_size")
     h, w = _pair(out_size, "out_size")
-    if not sigma > 0:
-        raise ConfigError(f"prior sigma must be > 0, got {sigma!r}")
+    if not prior_sigma > 0:
+        raise ConfigError(f"prior sigma must be > 0, got {prior_sigma!r}")
     if sigma_unit not in ("map", "image"):
         raise ConfigError(f"sigma_unit must be 'map' or 'image', got {sigma_unit!r}")
     lm = torch.as_tensor(landmarks)
     if lm.dim() != 3 or lm.shape[1:] != (68, 2):
         raise ConfigError(f"landmarks must be [B, 68, 2], got shape {tuple(lm.shape)}")
     lm = lm.to(dtype)
-    sy, sx = (sigma * h / H, sigma * w / W) if sigma_unit == "image" else (sigma, sigma)
+    sy, sx = (prior_sigma * h / H, prior_sigma * w / W) if sigma_unit == "image" else (prior_sigma, prior_sigma)
     valid = torch.isfinite(lm).all(dim=-1, keepdim=True)  # [B, 68, 1]
     lm = torch.where(valid, lm, torch.zeros_like(lm))
     # image coordinates -> output-map coordinates (pixel centres at integers in both)
@@ -89,24 +92,24 @@ def render_priors(
 
 def jitter_landmarks(
     landmarks: Tensor | np.ndarray,
-    noise_sigma: float,
+    landmark_noise: float,
     generator: torch.Generator | None = None,
     image_size: int | Sequence[int] = NOISE_REFERENCE_SIZE,
 ) -> Tensor:
-    """Noisy landmarks for the sensitivity study: each coordinate plus independent Gaussian noise.
+    """Noisy landmarks for the sensitivity study (§IV-C-4, Fig. 4-5): each coordinate plus independent Gaussian
+    noise of standard deviation σ ("different values of sigma"; a run's ``landmark_noise``).
 
     Args:
         landmarks: ``[..., 68, 2]`` (x, y) pixel coordinates; NaN rows stay NaN.
-        noise_sigma: standard deviation in pixels of a 224×224 crop (the paper's 1...5), scaled to
-            ``image_size`` per axis.
+        landmark_noise: σ, in pixels of a 224×224 crop (the paper's 1...5), scaled to ``image_size`` per axis.
         generator: seeded ``torch.Generator`` (CPU) for reproducible noise.
         image_size: ``(H, W)`` of the image the landmarks refer to, or ``[N, 2]`` per sample.
 
     Returns:
         float32 tensor of the same shape.
     """
-    if not noise_sigma >= 0:
-        raise ConfigError(f"landmark noise sigma must be >= 0, got {noise_sigma!r}")
+    if not landmark_noise >= 0:
+        raise ConfigError(f"landmark noise sigma must be >= 0, got {landmark_noise!r}")
     lm = torch.as_tensor(landmarks, dtype=torch.float32)
     if isinstance(image_size, (torch.Tensor, np.ndarray)) and np.ndim(image_size) == 2:
         hw = torch.as_tensor(image_size, dtype=torch.float32)  # [N, 2] (H, W) per sample
@@ -117,4 +120,4 @@ def jitter_landmarks(
         H, W = _pair(image_size, "image_size")
         wh = torch.tensor([W, H], dtype=torch.float32)
     noise = torch.randn(lm.shape, generator=generator, dtype=torch.float32)
-    return lm + noise.to(lm.device) * (wh * (noise_sigma / NOISE_REFERENCE_SIZE)).to(lm.device)
+    return lm + noise.to(lm.device) * (wh * (landmark_noise / NOISE_REFERENCE_SIZE)).to(lm.device)

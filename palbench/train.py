@@ -9,6 +9,9 @@ Run folder::
     metrics.json       best val accuracy and epoch, steps, seconds
     dvclive/           the same metrics for DVC (``dvc plots``)
 
+Several runs in one process (``palbench train --seeds``, ``--group``: a configuration's seeds, a group of the
+grid): :func:`train_many`, on one dataset read once, each run as :func:`train` alone would make it.
+
 Reproducibility: the seed fixes the initialisation, the data order (a permutation, or class-balanced
 draws, per epoch), each sample's augmentation and dropout. ``--resume`` restarts from the last
 checkpoint (taken every ``checkpoint_every`` steps and at each epoch end, written atomically) and ends
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +199,37 @@ def train(
         end_epoch(run, state, live, time.perf_counter() - t_epoch)
     bar.close()
     return finish(run, state, live, time.perf_counter() - t_start)
+
+
+def train_many(
+    runs: Sequence[tuple[TrainConfig, Path]], dataset: CanonicalDataset | None = None, resume: bool = False,
+    force: bool = False, discard_state: bool = False,
+) -> Iterator[tuple[TrainConfig, Path, dict]]:
+    """Train ``runs`` (``[(config, run folder)]``, e.g. :func:`palbench.config.planned_runs`: a configuration's
+    seeds, or a group of the grid × its seeds) one after the other in this process, on one dataset read once.
+
+    Args:
+        runs: the runs, all on one dataset (``config.data``).
+        dataset: that dataset already read (its images decoded once for every run; the caller may evaluate
+            the runs on it); default: read here.
+        resume, force: as :func:`train`'s, for every run.
+        discard_state: delete each run's resume point ``state.pt`` once it has finished (``best.pt`` is what
+            is kept).
+
+    Yields:
+        ``(config, run folder, metrics.json content)`` after each run, on rank 0 only (under torchrun the
+        other ranks train and yield nothing).
+    """
+    if len({cfg.data for cfg, _ in runs}) > 1:
+        raise ConfigError(f"train: the runs of one call train on one dataset, got {sorted({c.data for c, _ in runs})}")
+    data = dataset if dataset is not None or not runs else read_dataset(runs[0][0].data)
+    for cfg, out in runs:
+        metrics = train(cfg, out, resume=resume, force=force, dataset=data)
+        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 writes, cleans up and reports
+            continue
+        if discard_state:
+            (Path(out) / "state.pt").unlink(missing_ok=True)
+        yield cfg, Path(out), metrics
 
 
 def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool, dataset: CanonicalDataset | None = None) -> Run:

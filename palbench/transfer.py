@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from palbench.config import run_configs, run_name
+from palbench.config import PalConfig, run_configs, run_name
 from palbench.config.protocol import grid
 from palbench.errors import ConfigError, DataError
 from palbench.io import atomic_dir
@@ -83,7 +83,8 @@ def transfer_study(params: Mapping, name: str, runs_dir: str | Path = "runs", da
             source = json.loads((folder / "test" / "metrics.json").read_text()) \
                 if (folder / "test" / "metrics.json").is_file() else {}
             rows.append({"run": run, "config": r["config"], "seed": r["seed"],
-                         "pal_weight": r["settings"].get("pal_weight", 1.0), "test_accuracy": source.get("accuracy"),
+                         "pal_weight": r["settings"].get("pal_weight", PalConfig.pal_weight),
+                         "test_accuracy": source.get("accuracy"),
                          **{f"transfer_{k}": m.get(k) for k in METRICS}, "n": m["n"],
                          "dropped_untrained": sum((m.get("dropped_untrained") or {}).values()),
                          "absent_classes": " ".join(m.get("absent_classes") or [])})

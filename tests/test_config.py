@@ -132,6 +132,38 @@ def test_pal_and_train_config_use_the_one_names():
             TrainConfig.from_dict({"data": "d", old: 1.0}, where="cfg.yaml")
 
 
+def test_defaults_are_declared_once():
+    """PalConfig declares the PAL settings' defaults; TrainConfig, canonical() and the core read them. A protocol's
+    effective training settings come from one function (train_settings); width is checked in one place."""
+    import dataclasses
+    import inspect
+
+    from palbench.config import check_width, train_settings
+    from palbench.config.protocol import canonical
+
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    pal = {f.name: f.default for f in dataclasses.fields(PalConfig)}
+    assert pal == {k: train[k] for k in pal} and TrainConfig(data="d").pal == PalConfig()
+    source = inspect.getsource(TrainConfig)
+    assert all(f"{k}: " in source and f"= PalConfig.{k}" in source for k in pal)
+    # canonical(): a configuration without pal_weight has PalConfig's (PAL on), whatever the protocol omits
+    assert canonical({"c1": 0.25}, {}) == {"c1": 0.25}
+    assert canonical({"c1": 0.25, "pal_weight": 0}, {"c1": 0.5}) == {"c1": 0.5, "pal_weight": 0}
+    proto = {"train": {"c1": 0.5, "arch": "vgg16"}}
+    assert train_settings(proto) == {"landmark_noise": 0, "c1": 0.5, "arch": "vgg16"}
+    assert train_settings({"train": {"landmark_noise": 2}})["landmark_noise"] == 2
+    from palbench.priors import render_priors
+
+    assert inspect.signature(render_priors).parameters["prior_sigma"].default == PalConfig.prior_sigma
+    for arch, width, needle in (("vgg16", 0, r"width: expected a number in \(0, 1\], got 0"),
+                                ("vgg16", True, "got True"), ("regnet_y_800mf", 0.5, "regnet_y_800mf has no width knob")):
+        with pytest.raises(ConfigError, match=needle):
+            check_width(arch, width)
+        with pytest.raises(ConfigError, match=needle):
+            TrainConfig(data="d", arch=arch, width=width)
+    check_width("resnet18", 0.25)
+
+
 def test_landmark_set_path(tmp_path):
     (tmp_path / noise_file(0)).write_bytes(b"")
     (tmp_path / noise_file(4)).write_bytes(b"")

@@ -103,8 +103,8 @@ def test_prior_from_moved_landmarks_peaks_on_drawn_features(label, angle, flip):
     out_img, out_lm = augment_pair(img, torch.from_numpy(lm), angle, flip, 128)
     _, wrong_lm = augment_pair(img, torch.from_numpy(lm), -angle, flip, 128)  # rotated the wrong way
     edges = _edges(out_img)
-    right = render_priors(out_lm[None], 128, 128, sigma=1.5)[0]
-    wrong = render_priors(wrong_lm[None], 128, 128, sigma=1.5)[0]
+    right = render_priors(out_lm[None], 128, 128, prior_sigma=1.5)[0]
+    wrong = render_priors(wrong_lm[None], 128, 128, prior_sigma=1.5)[0]
     # compare inside the face (the rotation's black corners add edges far from any landmark)
     (x0, y0), (x1, y1) = (out_lm.min(0).values - 6).int().tolist(), (out_lm.max(0).values + 6).int().tolist()
     face = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))

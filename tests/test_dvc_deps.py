@@ -1,8 +1,9 @@
 """Every dvc.yaml stage depends on every palbench file its command executes (derived statically, with ``ast``).
 
-A stage's files: what ``palbench <sub>`` runs — palbench/cli.py's module-level imports, the imports of every
-``_add_*`` body outside its nested functions (``build_parser`` calls them all), and every import in ``_add_<sub>``
-and the cli.py helpers it calls (``_evaluate`` for ``train --evaluate``) — closed transitively over palbench
+A stage's files: what ``palbench <sub>`` runs — the command line's files (palbench/cli.py and the command modules
+palbench/commands/*.py it builds its parser from), their module-level imports, the imports of every ``add_*`` /
+``_add_*`` body outside its nested functions (``build_parser`` calls them all), and every import in
+``[_]add_<sub>`` and the helpers it calls (``_evaluate`` for ``train --evaluate``) — closed transitively over palbench
 modules, counting every import of a reached module (module level and inside functions: a conservative superset)
 and every parent package's ``__init__.py``. The reports stage also runs the imports of the notebooks' code cells
 (papermill kernels) and palbench/reports/render.py.
@@ -19,6 +20,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "palbench" / "cli.py"
+#: The command line: cli.py and the command modules it builds its parser from.
+CLI_FILES = [CLI, *sorted((ROOT / "palbench" / "commands").glob("*.py"))]
+CLI_MODULES = frozenset(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                        for p in CLI_FILES)
 
 
 def _module_path(name: str) -> Path | None:
@@ -63,15 +68,17 @@ def executed_files(modules: set[str], opaque: frozenset[str] = frozenset()) -> s
 
 
 def cli_modules(sub: str) -> set[str]:
-    """palbench modules ``palbench <sub>`` imports directly from cli.py."""
-    tree = ast.parse(CLI.read_text())
-    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
-    modules = _imports(ast.Module([n for n in tree.body if not isinstance(n, ast.FunctionDef)], []))
-    for name, f in functions.items():  # parser building: each _add_* body, not the nested run()
-        if name.startswith("_add_"):
+    """palbench modules ``palbench <sub>`` imports directly from the command line's files."""
+    functions, modules = {}, set()
+    for path in CLI_FILES:
+        tree = ast.parse(path.read_text())
+        functions |= {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+        modules |= _imports(ast.Module([n for n in tree.body if not isinstance(n, ast.FunctionDef)], []))
+    for name, f in functions.items():  # parser building: each [_]add_* body, not the nested run()
+        if name.startswith(("_add_", "add_")):
             modules |= _imports(ast.Module([n for n in f.body if not isinstance(n, ast.FunctionDef)], []))
-    todo, done = {f"_add_{sub}"}, set()
-    assert todo <= set(functions), f"palbench/cli.py has no _add_{sub}"
+    todo, done = {f"_add_{sub}", f"add_{sub}"} & set(functions), set()
+    assert len(todo) == 1, f"palbench/cli.py and palbench/commands/ have no (or two) [_]add_{sub}"
     while todo:
         f = functions[todo.pop()]
         done.add(f.name)
@@ -118,10 +125,10 @@ def _stages() -> dict[str, tuple[str, list[str]]]:
 def stage_files(name: str, cmd: str) -> set[str]:
     subs = re.findall(r"\bpalbench(?:\.cli)?\s+([a-z_]+)", cmd)
     assert len(subs) == 1, f"stage {name}: expected one `palbench <command>` in {cmd!r}"
-    modules = cli_modules(subs[0]) | {"palbench.cli"}
+    modules = cli_modules(subs[0]) | CLI_MODULES
     if name == "reports":
         modules |= notebook_modules() | {"palbench.reports.render"}
-    return executed_files(modules, opaque=frozenset({"palbench.cli"}))
+    return executed_files(modules, opaque=CLI_MODULES)
 
 
 def _covered(file: str, deps: list[str]) -> bool:
@@ -173,3 +180,34 @@ def test_train_stage_depends_on_every_weights_file_a_run_may_load():
             weights = row["settings"].get("weights")
             assert not weights or weights == proto["train"]["weights"] or weights.startswith(f"{pr.PRETRAIN_DIR}/"), (
                 name, row["config"], weights)
+
+
+def test_dataset_making_stages_depend_on_what_every_command_palbench_writes_for_them_runs(tmp_path):
+    """dataset, pretrain_data and transfer_data run whatever command the protocol gives them: their deps cover
+    the files of every command a shipped protocol or `palbench protocol new` (photos: `import folder --align
+    dlib`, which runs a face detector of palbench/landmarks; its pretraining: `synth --align`) gives them."""
+    from palbench.config import protocol as pr
+    from palbench.config.new import new_protocol
+
+    csv = tmp_path / "photos" / "labels.csv"
+    csv.parent.mkdir()
+    csv.write_text("path,label,subject\n" + "".join(f"{i}.png,{c},{i % 4}\n" for i, c in
+                                                       enumerate(["happiness", "anger", "surprise"] * 4)))
+    protos = [pr.load_protocol(name) for name in pr.available_protocols()]
+    protos.append(new_protocol("mine", csv, transfer=[csv], root=tmp_path)[0])
+    commands = {
+        "dataset": {p["data"]["command"] for p in protos},
+        "pretrain_data": {e["command"] for p in protos for e in (p.get("pretraining") or {}).values()},
+        "transfer_data": {e["command"] for p in protos for e in (p.get("transfer") or {}).values()},
+    }
+    assert "import folder" in " ".join(commands["dataset"]) and "synth" in commands["pretrain_data"]
+    assert commands["transfer_data"]
+    stages = _stages()
+    missing = {}
+    for name, cmds in commands.items():
+        for cmd in cmds:
+            files = stage_files(name, f"palbench {cmd} data/x")
+            lacking = sorted(f for f in files if not _covered(f, stages[name][1]))
+            if lacking:
+                missing[f"{name} ({cmd})"] = lacking
+    assert not missing, f"dvc.yaml deps miss files a protocol's command runs: {missing}"

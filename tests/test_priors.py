@@ -51,7 +51,7 @@ def test_sub_pixel_peak_and_identity_mapping():
     # One point at (x=5.25, y=3.0) on a same-size map: the peak is at pixel (3, 5), value 1/sqrt(2πσ²)·e^(-.25²/2σ²).
     lm = torch.full((1, 68, 2), float("nan"), dtype=torch.float64)
     lm[0, 0] = torch.tensor([5.25, 3.0])
-    p = render_priors(lm, (10, 12), (10, 12), sigma=1.0, dtype=torch.float64)[0]
+    p = render_priors(lm, (10, 12), (10, 12), prior_sigma=1.0, dtype=torch.float64)[0]
     assert divmod(int(p.argmax()), 12) == (3, 5)
     assert p[3, 5].item() == pytest.approx(math.exp(-(0.25**2) / 2) / math.sqrt(2 * math.pi))
 
@@ -59,8 +59,8 @@ def test_sub_pixel_peak_and_identity_mapping():
 def test_sigma_in_image_pixels_scales_to_map():
     rng = np.random.default_rng(1)
     lm = torch.from_numpy(rng.uniform(0, 64, (2, 68, 2)))
-    a = render_priors(lm, 64, 16, sigma=8.0, sigma_unit="image", dtype=torch.float64)
-    b = render_priors(lm, 64, 16, sigma=2.0, sigma_unit="map", dtype=torch.float64)
+    a = render_priors(lm, 64, 16, prior_sigma=8.0, sigma_unit="image", dtype=torch.float64)
+    b = render_priors(lm, 64, 16, prior_sigma=2.0, sigma_unit="map", dtype=torch.float64)
     torch.testing.assert_close(a, b)
 
 
@@ -75,7 +75,7 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match=r"\[B, 68, 2\]"):
         render_priors(torch.zeros(2, 5, 2), 10, 10)
     with pytest.raises(ConfigError, match="sigma"):
-        render_priors(torch.zeros(1, 68, 2), 10, 10, sigma=0)
+        render_priors(torch.zeros(1, 68, 2), 10, 10, prior_sigma=0)
 
 
 def test_jitter_landmarks_scale_seed_and_nan():

@@ -15,7 +15,7 @@ def tiny_data(n=48, seed=0):
     y = torch.randint(0, 3, (n,), generator=g)
     centres = torch.rand(n, 1, 2, generator=g) * 10 + 3  # one "face" per image, 68 points around it
     landmarks = centres + torch.randn(n, 68, 2, generator=g) * 2.0
-    return x, y, render_priors(landmarks, 16, 8, sigma=1.0)
+    return x, y, render_priors(landmarks, 16, 8, prior_sigma=1.0)
 
 
 def tiny_model():

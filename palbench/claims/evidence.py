@@ -25,7 +25,7 @@ import pandas as pd
 
 from palbench.claims.definitions import STUDY_FIGURES
 from palbench.config.names import config_name
-from palbench.config.protocol import study_configs
+from palbench.config.protocol import study_configs, train_settings
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,9 @@ class Evidence:
 
     @property
     def defaults(self) -> dict:
-        """The settings of every configuration that a study does not change (``params["train"]``)."""
-        return {"landmark_noise": 0, **self.params["train"]}
+        """The settings of every configuration that a study does not change
+        (:func:`~palbench.config.train_settings`)."""
+        return train_settings(self.params)
 
     def has_study(self, study: str) -> bool:
         return study in (self.params.get("studies") or {})

@@ -16,6 +16,7 @@ import pandas as pd
 from palbench.claims.definitions import PAPER_C1
 from palbench.claims.evidence import Arm, Evidence, Part, absent, no_study, slope_arm
 from palbench.claims.layers import claim_d, claim_e
+from palbench.config import PalConfig
 from palbench.config.protocol import canonical
 from palbench.vocabulary import c1_name, channels_name, method_name
 
@@ -33,7 +34,7 @@ def claim_a(ev: Evidence) -> list[Part]:
     """(a) The protocol's default PAL configuration (``train``, σ = 0) − its baseline (``pal_weight = 0``)."""
     defaults = ev.defaults
     base = ev.arm("the baseline (cross-entropy only)", canonical({**defaults, "pal_weight": 0}, defaults))
-    if not float(defaults.get("pal_weight", 1.0)) > 0:  # 1.0: TrainConfig's default, as canonical() reads it
+    if not float(defaults.get("pal_weight", PalConfig.pal_weight)) > 0:  # as canonical() reads it
         return [Part("a", "PAL − baseline", absent("PAL", "train.pal_weight is 0: the default is the baseline"),
                      base)]
     pal = ev.arm(f"PAL (the default: {_setting_words(defaults)})", canonical(defaults, defaults))

@@ -42,17 +42,18 @@ from palbench.config.protocol import (
     run_configs,
     run_names,
     study_configs,
+    train_settings,
     validate_protocol,
     write_params,
 )
-from palbench.config.run import PalConfig, TrainConfig, load_config_file, read_config, result_diff
+from palbench.config.run import PalConfig, TrainConfig, load_config_file, planned_runs, read_config, result_diff
 
 __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "check_width", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
-    "parse_run_name", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
+    "parse_run_name", "planned_runs", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
     "run_names",
-    "seed_folder", "study_configs",
+    "seed_folder", "study_configs", "train_settings",
     "validate_protocol", "write_params",
 ]  # fmt: skip

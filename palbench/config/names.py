@@ -59,9 +59,9 @@ def width_family(arch: str) -> str | None:
     return next((family for family, prefixes in WIDTH_FAMILIES.items() if arch.startswith(prefixes)), None)
 
 
-def check_width(arch: str, width: Any) -> None:
-    """Refuse a ``width`` outside (0, 1], or < 1 for an ``arch`` without a width knob: ``ConfigError``
-    ``width: ...`` naming what was expected."""
+def check_width(arch: str, width: float) -> None:
+    """``width``: a number in (0, 1], and 1 for an ``arch`` without a width knob (:data:`WIDTH_FAMILIES`); the
+    one check of it (:class:`~palbench.config.TrainConfig` and ``build_model``). Raises :class:`ConfigError`."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise ConfigError(f"width: expected a number in (0, 1], got {width!r}")
     if width != 1 and width_family(arch) is None:

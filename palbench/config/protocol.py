@@ -40,7 +40,7 @@ from typing import Any
 
 from palbench.config.files import read_yaml
 from palbench.config.names import PRETEXTS, check_renamed, config_name, run_name
-from palbench.config.run import TrainConfig
+from palbench.config.run import PalConfig, TrainConfig
 from palbench.errors import ConfigError
 
 PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "protocols"
@@ -175,7 +175,7 @@ def _check_weights(proto: Mapping, where: str) -> None:
     pre = proto.get("pretraining") or {}
     made = {pretrain_weights(name): name for name in pre}
     default = proto["train"].get("weights")
-    checked = [("train", "train.", _defaults(proto))]
+    checked = [("train", "train.", train_settings(proto))]
     checked += [(f"studies.{s}", "the study's ", conf) for s in proto["studies"] for conf in study_configs(proto, s)]
     for key, owner, conf in checked:
         weights = conf.get("weights")
@@ -301,9 +301,10 @@ def _points(vary: Mapping[str, list] | list[dict]) -> list[dict]:
 
 
 def canonical(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict:
-    """The configuration with PAL settings reset to the defaults when PAL is off (they change nothing)."""
+    """The configuration with PAL settings reset to the defaults (:func:`train_settings`) when PAL is off (they
+    change nothing)."""
     conf = dict(conf)
-    if conf.get("pal_weight", defaults.get("pal_weight", 1.0)) == 0:
+    if conf.get("pal_weight", defaults.get("pal_weight", PalConfig.pal_weight)) == 0:
         for key in PAL_KEYS:
             if key in defaults:
                 conf[key] = defaults[key]
@@ -312,14 +313,18 @@ def canonical(conf: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict:
     return conf
 
 
-def _defaults(proto: Mapping) -> dict:
+def train_settings(proto: Mapping) -> dict:
+    """A protocol's (or ``params.yaml``'s) effective training settings: the settings of every configuration that
+    a study does not change. Its ``train`` section, with the landmark noise σ (a setting the noise study varies;
+    0, the landmarks as detected, unless ``train`` sets it); any other key a run leaves out takes
+    :class:`~palbench.config.TrainConfig`'s default."""
     return {"landmark_noise": 0, **proto["train"]}
 
 
 def study_configs(proto: Mapping, study: str) -> list[dict]:
     """The canonical configurations of a study, its baseline first."""
     spec = proto["studies"][study]
-    defaults = _defaults(proto)
+    defaults = train_settings(proto)
     base = {**defaults, **(spec.get("set") or {})}
     confs = [canonical({**base, "pal_weight": 0}, defaults)]
     for point in _points(spec.get("vary") or {}):
@@ -333,7 +338,7 @@ def grid(proto: Mapping) -> list[dict]:
     """Every (study, configuration) pair: ``study, config, baseline (bool), settings`` — the settings being
     the canonical configuration, ``config`` its name (:func:`~palbench.config.config_name`); a configuration
     appears once per study that uses it."""
-    defaults = _defaults(proto)
+    defaults = train_settings(proto)
     rows = []
     for study in proto["studies"]:
         for i, conf in enumerate(study_configs(proto, study)):
@@ -355,7 +360,7 @@ def expand_runs(proto: Mapping) -> dict[str, dict[str, dict]]:
     25 times in the built-in benchmark. A study edited reruns its own group (and a group it adds
     configurations to), not the others. Overrides hold only what differs from ``train`` (``landmark_noise``
     included), so ``dvc exp run -S train.epochs=…`` still reaches every run."""
-    defaults = _defaults(proto)
+    defaults = train_settings(proto)
     runs: dict[str, dict[str, dict]] = {}
     seen: dict[str, dict] = {}
     for row in grid(proto):

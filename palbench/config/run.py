@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_width,
-                                   constrained_channels)
+                                   constrained_channels, run_name, seed_folder)
 from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
 
@@ -25,10 +26,11 @@ NON_RESULT_KEYS = frozenset({"workers", "progress", "checkpoint_every"})
 
 @dataclass(frozen=True)
 class PalConfig:
-    """PAL settings of one run (the part of :class:`TrainConfig` the objective reads).
+    """PAL settings of one run (the part of :class:`TrainConfig` the objective reads). Their defaults are declared
+    here only: :class:`TrainConfig`'s PAL fields read them.
 
     Attributes:
-        layer: catalogue name of the constrained layer (``conv10``, ``layer4.2``, ...).
+        layer: catalogue name of the constrained layer (``conv10``, ``layer4.2``, ...; default: VGG16's conv10).
         method: attribution method (``grad`` eq. 2, ``grad_input`` eq. 3, ``gradcam``).
         strategy: channel strategy (``mean`` eq. 5-6, ``all``).
         c1: fraction of constrained channels, in (0, 1] (0.5 = Mean of half).
@@ -36,7 +38,7 @@ class PalConfig:
         prior_sigma: σ of the prior's Gaussians in pixels of the attribution map (paper: 3).
     """
 
-    layer: str
+    layer: str = "conv10"
     method: str = "grad_input"
     strategy: str = "mean"
     c1: float = 0.5
@@ -76,7 +78,8 @@ class TrainConfig:
         seed: the only source of randomness (init, data order, augmentation, dropout).
         landmark_noise: σ of the landmark jitter (noise study, pixels of a 224 crop): with ``landmarks`` a
             folder of the priors stage, the set of this σ is read (:func:`~palbench.config.landmark_set_path`).
-        layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`);
+        layer, method, strategy, c1, pal_weight, prior_sigma: PAL settings (:class:`PalConfig`, which declares
+            their defaults);
             ``pal_weight = 0`` is the baseline, identical otherwise (same seed, same data order). The paper
             gives no λ; 1 had the best mean test accuracy of {0, 0.3, 1, 3} × 3 seeds on the built-in
             benchmark (``benchmarks/calibration/lambda_sweep_decoy06.md``).
@@ -100,12 +103,12 @@ class TrainConfig:
     lr_power: float = 0.9
     balanced: bool = False
     seed: int = 0
-    layer: str = "conv10"
-    method: str = "grad_input"
-    strategy: str = "mean"
-    c1: float = 0.5
-    pal_weight: float = 1.0
-    prior_sigma: float = 3.0
+    layer: str = PalConfig.layer
+    method: str = PalConfig.method
+    strategy: str = PalConfig.strategy
+    c1: float = PalConfig.c1
+    pal_weight: float = PalConfig.pal_weight
+    prior_sigma: float = PalConfig.prior_sigma
     augment: bool = True
     max_rotation: float = 10.0
     dropout: float | None = None
@@ -159,6 +162,40 @@ class TrainConfig:
             return cls(**d)
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def planned_runs(
+    values: Mapping[str, Any],
+    out: str | Path,
+    seeds: Sequence[int] | None = None,
+    group: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    where: str = "command line",
+) -> list[tuple[TrainConfig, Path]]:
+    """The runs one ``palbench train`` makes, ``[(config, run folder)]``, every configuration validated before
+    anything trains (:func:`palbench.train.train_many` trains them):
+
+    - one run of ``values`` into ``out``;
+    - ``seeds``: one run per seed into ``out/s<seed>``;
+    - ``group``: every configuration of ``params["runs"][group]`` × ``params["seeds"]``, into
+      ``out/<config>/s<seed>`` (the DVC grid: one stage per group); settings: ``params["train"]``, then
+      ``values``, then the configuration's overrides.
+
+    ``where`` names the settings' source in errors: the ``--config`` file or ``command line``; with ``group``,
+    the params file.
+    """
+    if group is not None:
+        if group not in params["runs"]:
+            raise ConfigError(f"{where}: runs has no group {group!r}; expected one of {', '.join(params['runs'])}")
+        values = {**params["train"], **values}
+        return [(TrainConfig.from_dict({**values, **overrides, "seed": seed}, where=f"{where}: runs.{group}.{config}"),
+                 Path(out) / Path(run_name(config, seed)))
+                for config, overrides in params["runs"][group].items() for seed in params["seeds"]]
+    if seeds is None:
+        return [(TrainConfig.from_dict(dict(values), where=where), Path(out))]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"train: --seeds {list(seeds)} repeats a seed")
+    return [(TrainConfig.from_dict({**values, "seed": s}, where=where), Path(out) / seed_folder(s)) for s in seeds]
 
 
 def result_diff(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:

@@ -3,7 +3,10 @@
 The paper's datasets provide aligned faces (RAF-DB's 100x100 crops; AffectNet's face boxes). Photos from
 elsewhere show the face at any scale, angle and place, with hair, shoulders and background; this module
 crops each image to its face before anything is trained (``palbench align``, or ``palbench import folder
---align BACKEND``), and moves the landmarks with it.
+--align BACKEND``), and moves the landmarks with it. It is geometry on images and landmark arrays: the
+landmarks are given. Finding them is the caller's (a detector of :mod:`palbench.landmarks`, run by
+:func:`palbench.face_crops.align_faces` and the CLI), so data flows one way: nothing in
+:mod:`palbench.data` imports :mod:`palbench.landmarks`.
 
 The crop (:func:`crop_matrix`) is a similarity transform of the 68 points (iBUG order, (x, y) pixel
 coordinates with pixel centres at integers):
@@ -39,7 +42,8 @@ import numpy as np
 from PIL import Image
 
 from palbench.config.names import CROP_SIZE, MARGIN
-from palbench.data.canonical import CanonicalDataset, N_LANDMARKS, dataset_writer, read_dataset, write_tables
+from palbench.data.canonical import (CanonicalDataset, N_LANDMARKS, dataset_writer, load_landmark_set, read_dataset,
+                                    write_tables)
 from palbench.data.images import to_rgb
 from palbench.errors import ConfigError, DataError
 
@@ -147,32 +151,42 @@ def crop_face(image: Image.Image, points: np.ndarray | None, crop_size: int = CR
     return warp(to_rgb(image), matrix, crop_size), move_points(points, matrix).astype(np.float32)
 
 
-def detect_landmarks(data: CanonicalDataset, backend: str, **options) -> tuple[np.ndarray, dict]:
-    """``(landmarks [N, 68, 2] (NaN rows: no face), {"backend", "options"})`` of every image of ``data`` by a
-    landmark backend of :mod:`palbench.landmarks` (imported here, lazily: only aligning needs a detector)."""
-    from palbench.landmarks import get_backend
-
-    impl = get_backend(backend, **options)
-    return impl.dataset_landmarks(data), {"backend": backend, "options": impl.options()}
-
-
-def align_faces(
-    src: str | os.PathLike,
+def align_dataset(
+    src: str | os.PathLike | CanonicalDataset,
     out: str | os.PathLike,
-    backend: str = "dlib",
+    landmarks: np.ndarray,
     crop_size: int = CROP_SIZE,
     margin: float = MARGIN,
     drop_no_face: bool = False,
-    **options,
+    how: dict | None = None,
 ) -> dict:
-    """``palbench align``: find the landmarks of every image of dataset ``src`` with ``backend`` (and its
-    ``options``) and write the aligned dataset ``out`` (replaced only on success); returns its ``meta.json``."""
+    """Write the aligned copy of dataset ``src``, each image cropped around its ``landmarks``, as the dataset
+    ``out`` (replaced only on success; ``out`` may be ``src``); return its ``meta.json``.
+
+    The landmarks come from the caller: a detector of :mod:`palbench.landmarks` (``palbench align``,
+    :func:`palbench.face_crops.align_faces`) or the points the dataset carries (:func:`align_provided`).
+    Arguments as :func:`write_aligned`'s.
+    """
     check_crop(crop_size, margin)
-    data = read_dataset(src, load_landmarks=False)
-    landmarks, how = detect_landmarks(data, backend, **options)
+    data = src if isinstance(src, CanonicalDataset) else read_dataset(src, load_landmarks=False)
     with dataset_writer(out) as tmp:
         write_aligned(data, tmp, landmarks, crop_size, margin, drop_no_face, how)
     return read_dataset(out, load_landmarks=False).meta
+
+
+#: How :func:`align_provided` records its landmarks in ``meta.json``: the exact points ``palbench synth`` drew,
+#: which the ``truth`` landmark backend reads.
+PROVIDED = {"backend": "truth", "options": {}}
+
+
+def align_provided(root: str | os.PathLike, crop_size: int = CROP_SIZE, margin: float = MARGIN) -> dict:
+    """``palbench synth --align``: crop the dataset ``root`` in place around the landmarks it carries
+    (``provided_landmarks.npy`` ``[N, 68, 2]``: the exact points ``palbench synth`` drew; no detector runs);
+    return its ``meta.json``."""
+    check_crop(crop_size, margin)
+    data = read_dataset(root, load_landmarks=False)
+    landmarks = load_landmark_set(data, data.root / "provided_landmarks.npy")
+    return align_dataset(data, root, landmarks, crop_size, margin, how=PROVIDED)
 
 
 def write_aligned(

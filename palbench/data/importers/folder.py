@@ -17,22 +17,24 @@ train and test but no val, val is drawn from train with test's label distributio
 split column, train/val/test are drawn stratified by label, subject-disjoint, seeded.
 
 Images are checked to decode and copied unchanged; a relative path keeps its layout under ``images/``. With
-``align`` (a face detector), each photo is instead cropped to its face from its 68 landmarks and stored as
-PNG, and the moved landmarks are kept (:mod:`palbench.data.align`).
+``detector`` (the caller's: ``palbench import folder --align BACKEND`` passes a landmark backend of
+:mod:`palbench.landmarks`), each photo is instead cropped to its face from its 68 landmarks and stored as PNG,
+and the moved landmarks are kept (:mod:`palbench.data.align`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from palbench.config.names import CROP_SIZE, MARGIN
-from palbench.data.align import check_crop, detect_landmarks, write_aligned
-from palbench.data.canonical import CLASSES, dataset_writer, read_dataset, write_tables
+from palbench.data.align import check_crop, write_aligned
+from palbench.data.canonical import CLASSES, CanonicalDataset, dataset_writer, read_dataset, write_tables
 from palbench.data.importers.common import (
     DROP,
     Skipped,
@@ -51,8 +53,9 @@ from palbench.data.importers.common import (
 from palbench.data.splits import check_fraction, check_fractions, split_stratified
 from palbench.errors import ConfigError, DataError
 
-#: Landmark backends that find a face in a whole photo (``--align``).
-ALIGN_BACKENDS = ("dlib", "face_alignment")
+#: What finds the faces of the photos being aligned: ``dataset -> (landmarks [N, 68, 2] (NaN rows: no face),
+#: how they were found (recorded in meta.json))``, e.g. :func:`palbench.face_crops.face_detector`'s.
+Detector = Callable[[CanonicalDataset], tuple[np.ndarray, dict]]
 
 SPLIT_NAMES = {
     "train": "train", "training": "train",
@@ -107,7 +110,7 @@ def import_folder(
     seed: int = 0,
     skip_bad: bool = False,
     workers: int = 1,
-    align: str | None = None,
+    detector: Detector | None = None,
     crop_size: int = CROP_SIZE,
     margin: float = MARGIN,
     drop_no_face: bool = False,
@@ -126,20 +129,16 @@ def import_folder(
         seed: seed of every random draw.
         skip_bad: skip (and count in meta.json) images that are missing or do not decode.
         workers: processes that check and copy images.
-        align: a landmark backend (``dlib``, ``face_alignment``): crop every photo to its face, eye line
-            levelled, and keep the moved landmarks as ``provided_landmarks.npy`` (:mod:`palbench.data.align`);
-            ``None``/``"none"``: images are copied unchanged.
+        detector: finds the landmarks of the imported photos (:data:`Detector`); then every photo is cropped
+            to its face, eye line levelled, and the moved landmarks kept as ``provided_landmarks.npy``
+            (:mod:`palbench.data.align`). ``None``: images are copied unchanged.
         crop_size, margin, drop_no_face: the crop's side in pixels, its room around the face, and whether
             images without a face are dropped (default: kept whole, counted); see :mod:`palbench.data.align`.
     """
     check_fractions(fractions)  # both, before any work: which one applies depends on the CSV's columns
     check_fraction(val_fraction)
-    align = None if align in (None, "none") else align
-    if align is not None:
+    if detector is not None:
         check_crop(crop_size, margin)
-        if align not in ALIGN_BACKENDS:
-            raise ConfigError(f"--align: {align!r}; expected none or one of {', '.join(ALIGN_BACKENDS)} (a face "
-                              "detector: the photos are whole)")
     mapping = parse_classes(classes) if classes is not None else None
     csv, root = _sources(csv, images_root, out)
     header = _header(csv)
@@ -150,7 +149,7 @@ def import_folder(
     skipped = Skipped()
     with dataset_writer(out) as tmp:
         # Aligning: the photos are imported into tmp/_photos first, then cropped into tmp.
-        target = tmp if align is None else tmp / "_photos"
+        target = tmp if detector is None else tmp / "_photos"
         (target / "images").mkdir(parents=True, exist_ok=True)
         table, sizes = _copy_images(table, target, workers, skip_bad, skipped, csv)
         splits, how = _splits(table, columns, fractions, val_fraction, seed, str(csv))
@@ -170,9 +169,9 @@ def import_folder(
             "skipped": skipped.as_meta(),
         }
         write_tables(target, samples, meta)
-        if align is not None:
+        if detector is not None:
             photos = read_dataset(target, load_landmarks=False)
-            landmarks, how = detect_landmarks(photos, align)
+            landmarks, how = detector(photos)
             write_aligned(photos, tmp, landmarks, crop_size, margin, drop_no_face, how)
             shutil.rmtree(target)
     return read_meta(out)
