@@ -88,6 +88,34 @@ def test_width_is_checked_in_the_configuration_layer():
             TrainConfig(data="d", arch=arch, width=width)
 
 
+def test_vit_size_is_a_multiple_of_its_patch_before_torch(tmp_path):
+    """A ViT's size must be a multiple of its patch (vit_b_32: 32): TrainConfig and `protocol new` refuse 48 px in
+    one line before torch loads, instead of failing at the first forward."""
+    from palbench.config import check_size
+
+    check_size("vit_b_16", 48)
+    check_size("vit_h_14", 56)
+    check_size("resnet18", 47)
+    for arch, size, message in (("vit_b_32", 48, "size: vit_b_32 cuts the image into 32×32 patches; expected a "
+                                                 "multiple of 32 \\(e.g. 32 or 64\\), got 48"),
+                                ("vit_h_14", 48, "multiple of 14 \\(e.g. 42 or 56\\), got 48"),
+                                ("resnet18", 0, "size: expected an integer >= 1, got 0")):
+        with pytest.raises(ConfigError, match=message):
+            check_size(arch, size)
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(data="d", arch=arch, size=size, width=0.25)
+    from palbench.data.synth.photos import make_photo_folder
+
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    torch, res = imported_torch(["-m", "palbench.cli", "protocol", "new", "p", "--folder", "external/p/labels.csv",
+                                 "--backbone", "vit_b_32", "--layer", "encoder.layers.encoder_layer_6"], cwd=tmp_path)
+    err = [line for line in res.stderr.splitlines() if not line.startswith("import time:")]
+    assert res.returncode == 2 and not torch and err == [
+        "palbench: error: --size: vit_b_32 cuts the image into 32×32 patches; expected a multiple of 32 "
+        "(e.g. 32 or 64), got 48"], err
+    assert not (tmp_path / "benchmarks" / "protocols" / "p.yaml").exists()
+
+
 def test_aggregate_and_report_commands_import_no_torch(smoke_project):
     """On the smoke pipeline's runs: aggregating and running a report (notebooks run in their own kernels)."""
     root, _ = smoke_project

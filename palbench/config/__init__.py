@@ -20,6 +20,7 @@ from palbench.config.names import (
     STRATEGIES,
     WIDTH_FAMILIES,
     check_renamed,
+    check_size,
     check_width,
     config_name,
     constrained_channels,
@@ -50,7 +51,7 @@ from palbench.config.run import PalConfig, TrainConfig, load_config_file, planne
 
 __all__ = [
     "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
-    "available_protocols", "check_renamed", "check_reports_section", "check_width", "config_name", "constrained_channels",
+    "available_protocols", "check_renamed", "check_reports_section", "check_size", "check_width", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
     "parse_run_name", "planned_runs", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",
     "run_names",

@@ -69,6 +69,19 @@ def check_width(arch: str, width: float) -> None:
                           f"{', '.join(WIDTH_FAMILIES)}")
 
 
+def check_size(arch: str, size: int) -> None:
+    """``size`` (pixels, an integer ≥ 1) fits ``arch``: a ViT cuts the image into patches of the side its
+    torchvision name ends with (``vit_b_32`` → 32), so the size must be a multiple of it. Raises
+    :class:`ConfigError` ``size: ...``; other architectures take any size here (the network says otherwise)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"size: expected an integer >= 1, got {size!r}")
+    patch = re.fullmatch(r"vit_[a-z]_(\d+)", arch)
+    if patch and size % int(patch.group(1)):
+        p = int(patch.group(1))
+        raise ConfigError(f"size: {arch} cuts the image into {p}×{p} patches; expected a multiple of {p} "
+                          f"(e.g. {max(p, size // p * p)} or {(size // p + 1) * p}), got {size}")
+
+
 #: Side of the aligned face crops in pixels (RAF-DB's aligned crops are 100; a multiple of 16 suits the
 #: backbones) and their room around the face (share of the face scale on each side): :mod:`palbench.data.align`.
 CROP_SIZE = 112

@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import ARCHS, CROP_SIZE, MARGIN, check_width, width_family
+from palbench.config.names import ARCHS, CROP_SIZE, MARGIN, check_size, check_width, width_family
 from palbench.config.protocol import NAME_PATTERN, expand_runs, validate_protocol
 from palbench.errors import ConfigError, DataError
 
@@ -138,6 +138,10 @@ def backbone_settings(backbone: str, width: float | None = None, size: int | Non
         raise ConfigError(f"--{e}") from None  # "--width: ..."
     if isinstance(settings["size"], bool) or not isinstance(settings["size"], int) or settings["size"] < 32:
         raise ConfigError(f"--size: expected an integer >= 32 (pixels), got {settings['size']!r}")
+    try:
+        check_size(backbone, settings["size"])
+    except ConfigError as e:
+        raise ConfigError(f"--{e}") from None  # "--size: vit_b_32 cuts the image into 32×32 patches; ..."
     if not settings["layer"]:
         raise ConfigError(f"--backbone {backbone}: no default PAL layer; give --layer NAME (`palbench layers --arch "
                           f"{backbone} --width {settings['width']:g} --size {settings['size']}` lists them)")

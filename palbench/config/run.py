@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_width,
+from palbench.config.names import (AMP_MODES, ARCHS, METHODS, STRATEGIES, check_renamed, check_size, check_width,
                                    constrained_channels, run_name, seed_folder)
 from palbench.config.files import read_yaml
 from palbench.errors import ConfigError
@@ -131,6 +131,7 @@ class TrainConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{key}: expected an integer >= 1, got {v!r}")
+        check_size(self.arch, self.size)
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             raise ConfigError(f"max_steps: expected an integer >= 1 or null, got {self.max_steps!r}")
         if not self.lr > 0:
