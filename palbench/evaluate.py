@@ -23,6 +23,11 @@
       the ``decoy_n`` images with a decoy of the input Grad×Input mass inside the decoy square over the
       whole image's. 0 = ignores the square, 1 = looks only at it; ``decoy_area_share`` (the square's
       area over the image's) is what a uniform map would give. ``null`` for other datasets.
+    * ``shortcut_follow``: where the dataset records what its shortcuts encode (``decoy_labels.npy``,
+      ``stripes_labels.npy`` of ``palbench synth``): over the ``shortcut_n`` images of the split whose
+      shortcut encodes a class other than the label, the share predicted as the shortcut's class. 1 = the
+      model follows the shortcut; a model that ignores it lands there only by its errors, about
+      (1 − accuracy) / 6. ``null`` where there is no such image.
 
 The landmarks are the dataset's ``landmarks.npy`` unless another set is given (a run trained on a jittered
 set of the noise study is still measured against the clean landmarks by default). Nothing is written
@@ -49,6 +54,8 @@ from palbench.errors import ConfigError, DataError, PalbenchError
 from palbench.io import atomic_path, write_text
 
 DECOY_BOXES = "decoy_boxes.npy"
+#: What each image's shortcuts encode (``palbench synth``; int64 ``[N]``, -1 = none).
+SHORTCUT_LABELS = ("decoy_labels.npy", "stripes_labels.npy")
 
 
 @torch.no_grad()
@@ -209,6 +216,7 @@ def evaluate_run(
         "landmarks": str(lm_path if lm_path is not None else root / "landmarks.npy") if lm is not None else None,
         "pal": {k: getattr(cfg, k) for k in ("layer", "method", "strategy", "c1", "pal_weight", "prior_sigma")},
         **attention_metrics(passes["scores"], passes["valid"], boxes is not None),
+        **shortcut_follow(dataset.root, passes["index"], passes["labels"], pred),
     })  # fmt: skip
     out = Path(out)
     with atomic_path(out / "predictions.csv") as tmp:
@@ -218,6 +226,21 @@ def evaluate_run(
         pd.DataFrame({"label": by_name[passes["labels"]], "prediction": by_name[pred]}).to_csv(tmp, index=False)
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")  # unsorted: per_class in CLASSES order
     return metrics
+
+
+def shortcut_follow(root: str | Path, index: np.ndarray, labels: np.ndarray, pred: np.ndarray) -> dict:
+    """``shortcut_follow`` and ``shortcut_n`` (module doc) of predictions ``pred [n]`` of the images ``index
+    [n]`` (rows of samples.csv) with true ``labels [n]``, from the dataset's shortcut label files."""
+    follow, n = 0, 0
+    for name in SHORTCUT_LABELS:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        encoded = np.load(path)[np.asarray(index)]
+        misleading = (encoded >= 0) & (encoded != np.asarray(labels))
+        follow += int((np.asarray(pred)[misleading] == encoded[misleading]).sum())
+        n += int(misleading.sum())
+    return {"shortcut_follow": follow / n if n else None, "shortcut_n": n}
 
 
 def _drop_untrained(eval_set: FaceDataset, cfg, root: Path, names: list[str]) -> dict[str, int]:

@@ -97,7 +97,7 @@ def read_run(run: str | Path, eval_dir: str = "test") -> dict:
     row = {"config": TrainConfig.from_dict(config, where=str(run / "config.json")).to_dict(),
            "val_accuracy": train.get("best_val_accuracy"), "seconds": train.get("seconds")}
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "alignment_constrained", "alignment_free",
-                "alignment_all", "decoy_share", "decoy_area_share"):
+                "alignment_all", "decoy_share", "decoy_area_share", "shortcut_follow"):
         row[f"test_{key}"] = test.get(key)
     return row
 
@@ -145,7 +145,7 @@ def study_table(
 
 #: Per-run metrics carried into the study tables beside the accuracy statistics.
 EXTRA_METRICS = ("val_accuracy", "test_balanced_accuracy", "test_macro_f1", "test_alignment_constrained",
-                 "test_alignment_free", "test_decoy_share", "test_decoy_area_share", "seconds")
+                 "test_alignment_free", "test_decoy_share", "test_decoy_area_share", "test_shortcut_follow", "seconds")
 
 
 def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame:
@@ -156,10 +156,10 @@ def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame
     and must be those of the configuration and seed the grid trained it for. A missing or unreadable run,
     or one whose recorded settings differ (trained for other studies: stale), is an error naming it.
     """
-    from palbench.config import grid, run_configs, run_name, run_names
+    from palbench.config import config_seeds, grid, run_configs, run_name, run_names
 
     configs = {row["config"]: row["settings"] for row in grid(params)}
-    planned = {run_name(c, s, g): (c, s) for c, g in run_configs(params).items() for s in params["seeds"]}
+    planned = {run_name(c, s, g): (c, s) for c, g in run_configs(params).items() for s in config_seeds(params, c, g)}
     rows = []
     for name in run_names(params):
         path = Path(runs_dir) / name
@@ -179,18 +179,19 @@ def collect_runs(params: Mapping, runs_dir: str | Path = "runs") -> pd.DataFrame
 def study_tables(params: Mapping, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``{study: table}``: one row per configuration of the study (baseline first, then the protocol's order),
     with the settings the study varies, ``config`` and ``baseline`` columns, and :func:`study_table`'s statistics."""
-    from palbench.config import grid
+    from palbench.config import grid, study_seeds
 
     rows = grid(params)
     tables = {}
     for study in params["studies"]:
+        seeds = study_seeds(params, study)
         confs = [r for r in rows if r["study"] == study]
         names = [r["config"] for r in confs]
         # The settings the study varies among its PAL configurations (the baseline's PAL settings mean nothing).
         pal = confs[1:]
         varied = [k for k in pal[0]["settings"] if k != "pal_weight"
                   and len({repr(r["settings"].get(k)) for r in pal}) > 1] if len(pal) > 1 else []
-        sub = runs[runs["config"].isin(names)]
+        sub = runs[runs["config"].isin(names) & runs["seed"].isin(seeds)]  # the study's seeds only
         table = study_table(sub, ["config"], {"config": names[0]}, "test_accuracy", EXTRA_METRICS)
         table.loc[table["config"] == "baseline", "config"] = names[0]
         table = table.set_index("config").loc[names].reset_index()

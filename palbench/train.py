@@ -9,8 +9,9 @@ Run folder::
     metrics.json       best val accuracy and epoch, steps, seconds
     dvclive/           the same metrics for DVC (``dvc plots``)
 
-Several runs in one process (``palbench train --seeds``, ``--group``: a configuration's seeds, a group of the
-grid): :func:`train_many`, on one dataset read once, each run as :func:`train` alone would make it.
+Several runs (``palbench train --seeds``, ``--group``: a configuration's seeds, a group of the grid):
+:func:`palbench.workers.train_runs`, each dataset read once per process, each run as :func:`train` alone
+would make it.
 
 Reproducibility: the seed fixes the initialisation, the data order (a permutation, or class-balanced
 draws, per epoch), each sample's augmentation and dropout. ``--resume`` restarts from the last
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from palbench.errors import ConfigError, DataError
 from palbench.evaluate import predict
 from palbench.io import write_json, write_text
 from palbench.models import build_model, load_weights, resolve_layer
+from palbench.models.partial import reset_above
 from palbench.objective import pal_objective
 
 
@@ -93,7 +95,11 @@ def prepare(cfg: TrainConfig, dataset: CanonicalDataset | None = None):
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, num_classes=len(data.meta.get("classes", range(7))), width=cfg.width, size=cfg.size)
     if cfg.weights is not None:
+        initial = ({k: v.clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+                   if cfg.keep_up_to else None)
         load_weights(model, cfg.weights)
+        if initial is not None:
+            reset_above(model, initial, cfg.keep_up_to, cfg.size)  # the partial start
     resolve_layer(model, cfg.layer, cfg.size)  # unknown layer, or one without a spatial map: error listing valid ones
     if cfg.dropout is not None:
         for m in model.modules():
@@ -199,37 +205,6 @@ def train(
         end_epoch(run, state, live, time.perf_counter() - t_epoch)
     bar.close()
     return finish(run, state, live, time.perf_counter() - t_start)
-
-
-def train_many(
-    runs: Sequence[tuple[TrainConfig, Path]], dataset: CanonicalDataset | None = None, resume: bool = False,
-    force: bool = False, discard_state: bool = False,
-) -> Iterator[tuple[TrainConfig, Path, dict]]:
-    """Train ``runs`` (``[(config, run folder)]``, e.g. :func:`palbench.config.planned_runs`: a configuration's
-    seeds, or a group of the grid × its seeds) one after the other in this process, on one dataset read once.
-
-    Args:
-        runs: the runs, all on one dataset (``config.data``).
-        dataset: that dataset already read (its images decoded once for every run; the caller may evaluate
-            the runs on it); default: read here.
-        resume, force: as :func:`train`'s, for every run.
-        discard_state: delete each run's resume point ``state.pt`` once it has finished (``best.pt`` is what
-            is kept).
-
-    Yields:
-        ``(config, run folder, metrics.json content)`` after each run, on rank 0 only (under torchrun the
-        other ranks train and yield nothing).
-    """
-    if len({cfg.data for cfg, _ in runs}) > 1:
-        raise ConfigError(f"train: the runs of one call train on one dataset, got {sorted({c.data for c, _ in runs})}")
-    data = dataset if dataset is not None or not runs else read_dataset(runs[0][0].data)
-    for cfg, out in runs:
-        metrics = train(cfg, out, resume=resume, force=force, dataset=data)
-        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 writes, cleans up and reports
-            continue
-        if discard_state:
-            (Path(out) / "state.pt").unlink(missing_ok=True)
-        yield cfg, Path(out), metrics
 
 
 def setup(cfg: TrainConfig, out: Path, resume: bool, force: bool, dataset: CanonicalDataset | None = None) -> Run:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from palbench.config import PalConfig, run_configs, run_name
-from palbench.config.protocol import grid
+from palbench.config.protocol import grid, study_seeds
 from palbench.errors import ConfigError, DataError
 from palbench.io import atomic_dir
 
@@ -49,7 +49,7 @@ def transfer_runs(params: Mapping, name: str) -> list[dict]:
     groups = run_configs(params)
     rows = [r for r in grid(params) if r["study"] == study]
     return [{"run": run_name(r["config"], seed, groups[r["config"]]), "config": r["config"], "seed": seed,
-             "settings": r["settings"]} for r in rows for seed in params["seeds"]]
+             "settings": r["settings"]} for r in rows for seed in study_seeds(params, study)]
 
 
 def transfer_study(params: Mapping, name: str, runs_dir: str | Path = "runs", data: str | Path | None = None,

@@ -303,3 +303,78 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 2 and meta["decoy"]["p_train_val"] == 1.0 and meta["image_size"] == [32, 32]
     assert (np.load(out / "decoy_labels.npy")[:14] == pd.read_csv(out / "samples.csv")["label"][:14]).all()
+
+
+# --- the shortcuts of issue 20: class-coded stripes, a flipped test split ------------------------------------
+
+
+def test_flipped_test_split_encodes_another_class_on_every_image_and_train_the_label(tmp_path):
+    out = tmp_path / "f"
+    generate(out, n_train=28, n_val=7, n_test=70, size=32, seed=3, decoy_p=0.9, stripes_p=0.9,
+             shortcut_test="flipped", progress=False)  # fmt: skip
+    ds = read_dataset(out)
+    labels = ds.samples["label"].to_numpy()
+    test = ds.split_indices("test")
+    for name in ("decoy_labels.npy", "stripes_labels.npy"):
+        enc = np.load(out / name)
+        assert (enc[test] >= 0).all() and (enc[test] != labels[test]).all(), name  # p_test 1, never the label
+        assert len(set(((enc[test] - labels[test]) % K).tolist())) == K - 1  # every other class is drawn
+        tv = np.setdiff1d(np.arange(len(ds)), test)
+        present = enc[tv] >= 0
+        assert 0.7 < present.mean() <= 1 and (enc[tv][present] == labels[tv][present]).all(), name
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["shortcut_test"] == "flipped" and meta["stripes"]["p_train_val"] == 0.9
+    assert meta["stripes"]["p_test"] == 1.0 and meta["stripes"]["labels"] == "stripes_labels.npy"
+    random = tmp_path / "r"
+    generate(random, n_train=7, n_val=7, n_test=700, size=32, seed=3, decoy_p=0.9, progress=False)
+    enc, y = np.load(random / "decoy_labels.npy"), read_dataset(random).samples["label"].to_numpy()
+    agree = np.mean(enc[-700:] == y[-700:])
+    assert abs(agree - 1 / K) < 0.04  # random mode: the label 1 time in 7
+
+
+def test_shortcut_options_change_no_face_and_stripes_stay_behind_the_head(tmp_path):
+    kw = dict(n_train=14, n_val=7, n_test=7, size=48, seed=5, progress=False)
+    generate(tmp_path / "none", decoy_p=0.0, decoy_p_test=0.0, **kw)
+    generate(tmp_path / "stripes", decoy_p=0.0, decoy_p_test=0.0, stripes_p=1.0, stripes_strength=0.8, **kw)
+    generate(tmp_path / "decoy", decoy_p=0.9, **kw)
+    a, b = read_dataset(tmp_path / "none"), read_dataset(tmp_path / "stripes")
+    for other in ("stripes", "decoy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "none" / "provided_landmarks.npy"),
+                                      np.load(tmp_path / other / "provided_landmarks.npy"))
+        assert read_dataset(tmp_path / other).samples.equals(a.samples)
+    assert not (tmp_path / "none" / "stripes_labels.npy").exists()
+    from PIL import Image
+
+    lm = np.load(tmp_path / "none" / "provided_landmarks.npy")
+    for i in range(len(a)):
+        x = np.asarray(Image.open(a.image_path(i)), np.int16)
+        s = np.asarray(Image.open(b.image_path(i)), np.int16)
+        inner = np.rint(lm[i, 17:]).astype(int)  # brows, nose, eyes, mouth: drawn over the stripes
+        assert np.abs(s - x)[inner[:, 1], inner[:, 0]].max() <= 2  # rounding only (lighting, blur at the edges)
+        assert np.abs(s - x)[:6, :6].mean() > 5 and np.abs(s - x)[:6, -6:].mean() > 5  # the corners do change
+
+
+def test_stripes_angle_encodes_the_class():
+    from palbench.data.synth.stripes import JITTER, N_CLASSES, Stripes, paint, sample_stripes
+
+    rng = np.random.default_rng(0)
+    for y in range(K):
+        s = sample_stripes(rng, y, "train", 1.0, 1.0, 1.0, "random")
+        assert s.klass == y and abs(s.angle - y * np.pi / N_CLASSES) <= JITTER
+        img = paint(np.zeros((64, 64, 3), np.float32), s)[..., 0]
+        gy, gx = np.gradient(img)
+        strong = np.hypot(gx, gy) > np.hypot(gx, gy).max() / 2
+        theta = np.arctan2(gy[strong], gx[strong]) % np.pi  # gradient = the stripes' normal
+        mean = 0.5 * np.angle(np.mean(np.exp(2j * theta))) % np.pi
+        assert abs((mean - s.angle + np.pi / 2) % np.pi - np.pi / 2) < 0.05
+    assert sample_stripes(rng, 2, "train", 0.0, 1.0, 0.5, "random") is None
+    assert Stripes(3, 0.0, 0.0).strength == 0.5
+
+
+def test_bad_shortcut_options_name_the_option(tmp_path):
+    with pytest.raises(ConfigError, match="shortcut_test"):
+        generate(tmp_path / "x", n_train=7, n_val=0, n_test=0, size=32, shortcut_test="inverted", progress=False)
+    with pytest.raises(ConfigError, match="stripes_strength"):
+        generate(tmp_path / "x", n_train=7, n_val=0, n_test=0, size=32, stripes_p=0.5, stripes_strength=0,
+                 progress=False)
+    assert not (tmp_path / "x").exists()

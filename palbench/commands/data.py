@@ -195,6 +195,13 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoy-strength", type=float, help="decoy opacity in (0, 1] (default: 1.0)")
     p.add_argument("--decoy-p-test", type=float, help="P(decoy) in test, colour = random class (default: 1.0)")
     p.add_argument("--decoy-size", type=float, help="decoy side / image side, (0, 0.15] (default: 0.125)")
+    p.add_argument("--stripes-p", type=float, help="P(background stripes) in train/val, angle = true class "
+                   "(the second shortcut; default: 0)")
+    p.add_argument("--stripes-p-test", type=float, help="P(stripes) in test (default: 1 with --stripes-p > 0)")
+    p.add_argument("--stripes-strength", type=float, help="stripes opacity in (0, 1] (default: 0.5)")
+    p.add_argument("--shortcut-test", choices=("random", "flipped"),
+                   help="what a test image's decoy/stripes encode: a uniformly random class (default) or never "
+                        "the label (flipped)")
     p.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
                    help="crop each face from its exact landmarks as `import folder --align` crops photos (the "
                         "framing of aligned photos; needs --decoy-p 0 --decoy-p-test 0)")
@@ -209,7 +216,8 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
                               "--decoy-p 0 --decoy-p-test 0")
         if args.align:
             check_crop(args.crop_size, args.margin)  # before anything is written
-        names = ("n_train", "n_val", "n_test", "size", "seed", "decoy_p", "decoy_strength", "decoy_p_test", "decoy_size")
+        names = ("n_train", "n_val", "n_test", "size", "seed", "decoy_p", "decoy_strength", "decoy_p_test", "decoy_size",
+                 "stripes_p", "stripes_p_test", "stripes_strength", "shortcut_test")
         meta = generate(args.out, **{k: getattr(args, k) for k in names if getattr(args, k) is not None})
         if args.align:
             meta = align_provided(args.out, args.crop_size, args.margin)

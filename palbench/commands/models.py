@@ -118,12 +118,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                         "one stage per group); the params file's `train` settings, then the flags, then each "
                         "configuration's overrides")
     p.add_argument("--params", default="params.yaml", help="with --group: the params file (default: params.yaml)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train that many runs side by side, each in a single-threaded worker process (default: 1, "
+                        "one run at a time in this process); results do not depend on it")
     hints = _train_flags(p)
 
     def run(args: argparse.Namespace) -> int:
         from palbench.config import planned_runs, read_params
-        from palbench.data.canonical import read_dataset
-        from palbench.train import train_many
+        from palbench.workers import train_runs
 
         if args.group is not None and (args.seed is not None or args.seeds is not None):
             raise ConfigError("train: --group trains the params file's seeds; drop --seed/--seeds")
@@ -134,15 +136,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                               "not both")
         where = args.params if args.group is not None else args.config or "command line"
         runs = planned_runs(values, args.out, args.seeds, args.group, params, where)
-        data = read_dataset(runs[0][0].data)  # read (and its images decoded) once for all the runs
-        for _, out, m in train_many(runs, data, args.resume, args.force, args.discard_state):
+        # Evaluation in the process that trained the run, on the dataset read for training (its images already
+        # decoded): the DVC grid runs dozens of runs, and a second interpreter start would cost seconds per run.
+        for _, out, m, ev in train_runs(runs, args.jobs, args.evaluate, args.evaluate_landmarks, args.resume,
+                                        args.force, args.discard_state):
             print(f"palbench train: best val accuracy {m['best_val_accuracy']:.4f} at epoch {m['best_epoch']} "
                   f"({m['steps']} steps, {m['seconds']:.1f} s) -> {out}")
-            if args.evaluate:
-                # In the same process, on the dataset read for training (its images already decoded): the DVC
-                # grid runs dozens of runs, and a second interpreter start (importing torch and torchvision)
-                # would cost ~5 s per run on 2 cores.
-                _evaluate(str(out), str(out / args.evaluate), args.evaluate, data, args.evaluate_landmarks)
+            if ev is not None:
+                _print_evaluation(ev, args.evaluate, str(out / args.evaluate))
         return 0
 
     p.set_defaults(func=run)
@@ -171,8 +172,10 @@ def _evaluate(run: str, out: str, split: str, data, landmarks: str | None, batch
               workers: int = 0, device: str | None = None) -> None:
     from palbench.evaluate import evaluate_run
 
-    m = evaluate_run(run, out, split, data, landmarks, batch_size, workers, device)
+    _print_evaluation(evaluate_run(run, out, split, data, landmarks, batch_size, workers, device), split, out)
 
+
+def _print_evaluation(m: dict, split: str, out: str) -> None:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 

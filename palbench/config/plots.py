@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from palbench.config.names import run_name
-from palbench.config.protocol import run_configs
+from palbench.config.protocol import config_seeds, run_configs
 
 #: The per-epoch curves :mod:`palbench.train` logs with DVCLive (``end_epoch``), one ``.tsv`` each.
 CURVES = ("train_ce", "train_pal", "val_accuracy", "lr")
@@ -34,7 +34,7 @@ def run_plots(params: Mapping) -> list[dict]:
     split = params["evaluate"]["split"]
     plots: list[dict] = []
     for config, group in run_configs(params).items():
-        runs = [run_name(config, seed, group) for seed in params["seeds"]]
+        runs = [run_name(config, seed, group) for seed in config_seeds(params, config, group)]
         for curve in CURVES:
             plots.append({f"{group}/{config}/{curve}": {
                 "title": f"{group}/{config}: {curve}", "x": "step", "x_label": "epoch",

@@ -46,12 +46,22 @@ from palbench.errors import ConfigError
 PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "protocols"
 #: How a train stage starts ``palbench``: e.g. ``torchrun --nproc_per_node 8 -m palbench.cli`` for DDP.
 DEFAULT_LAUNCHER = "palbench"
+#: How many runs a train stage trains side by side, each in a single-threaded worker (:mod:`palbench.workers`);
+#: 1 = one at a time in the stage's process, with all its threads (GPU, torchrun).
+DEFAULT_JOBS = 1
 #: Settings that change nothing when PAL is off (pal_weight = 0).
 PAL_KEYS = ("method", "strategy", "c1", "prior_sigma", "landmark_noise")
 #: What a dataset, pretraining or transfer name may be: it becomes a folder under data/ (and a DVC stage key).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 #: Keys a protocol must have.
 SECTIONS = ("protocol", "data", "landmarks", "priors", "train", "evaluate", "seeds", "studies")
+#: Keys of a study: ``set`` and ``vary`` (its configurations), ``title``; ``seeds`` (default: the protocol's) and
+#: ``regime`` (``{start, shortcut}``: the study is a cell of the regime map, :mod:`palbench.regimes`).
+STUDY_KEYS = ("title", "set", "vary", "seeds", "regime")
+#: ``palbench synth`` options a data variant may change: its shortcuts. Everything else — and so every face,
+#: label, split and landmark — is the protocol's data, so a variant's runs read the protocol's priors.
+SHORTCUT_OPTIONS = ("decoy_p", "decoy_p_test", "decoy_strength", "decoy_size", "stripes_p", "stripes_p_test",
+                    "stripes_strength", "shortcut_test")
 #: Defaults of the protocol's optional ``reports`` section (parameters of the notebooks, :mod:`palbench.reports`).
 REPORT_DEFAULTS: dict[str, Any] = {"landmark_noise": None, "n_images": 7}
 
@@ -98,7 +108,13 @@ def validate_protocol(proto: Any, where: str) -> None:
     if not isinstance(proto.get("launcher", DEFAULT_LAUNCHER), str):
         raise ConfigError(f"{where}: launcher: expected a command string such as 'palbench' or "
                           f"'torchrun --nproc_per_node 8 -m palbench.cli'")
+    jobs = proto.get("jobs", DEFAULT_JOBS)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"{where}: jobs: expected an integer >= 1 (runs trained side by side), got {jobs!r}")
+    if jobs > 1 and "torchrun" in str(proto.get("launcher", DEFAULT_LAUNCHER)):
+        raise ConfigError(f"{where}: jobs: {jobs} side-by-side workers and a torchrun launcher do not mix; use jobs: 1")
     _check_data(proto["data"], where)
+    _check_variants(proto, where)
     _check_pretraining(proto, where)
     _check_transfer(proto, where)
     _check_seeds(proto["seeds"], where)
@@ -119,6 +135,42 @@ def _check_data(data: Any, where: str) -> None:
             raise ConfigError(f"{where}: data.{key} missing (data needs name, command, input, args)")
     if not NAME_PATTERN.fullmatch(str(data["name"])):
         raise ConfigError(f"{where}: data.name {data['name']!r}: expected letters, digits, '-' or '_'")
+
+
+def _check_variants(proto: Mapping, where: str) -> None:
+    """The optional ``variants`` section: ``{dataset name: {synth option: value}}`` — the protocol's data with
+    other shortcuts (:data:`SHORTCUT_OPTIONS`), one ``variant_data`` DVC stage each writing ``data/<name>``. A
+    study trains on one with ``set: {data: data/<name>}``. In ``params.yaml`` each entry holds the whole
+    argument list (``data.args`` with the entry's changes, :func:`variant_args`)."""
+    variants = proto.get("variants") or {}
+    if not isinstance(variants, dict):
+        raise ConfigError(f"{where}: variants: expected a mapping of dataset name -> {{synth option: value}}")
+    if variants and proto["data"]["command"] != "synth":
+        raise ConfigError(f"{where}: variants: only `synth` data have shortcut options (data.command is "
+                          f"{proto['data']['command']!r})")
+    taken = {proto["data"]["name"], *(proto.get("pretraining") or {}), *(proto.get("transfer") or {})}
+    base = proto["data"]["args"] or {}
+    for name, entry in variants.items():
+        key = f"{where}: variants.{name}"
+        if not NAME_PATTERN.fullmatch(str(name)) or name in taken:
+            raise ConfigError(f"{key}: expected a dataset name of letters, digits, '-' or '_' other than "
+                              f"{', '.join(sorted(taken))}")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{key}: expected a mapping of synth options ({', '.join(SHORTCUT_OPTIONS)})")
+        other = sorted(k for k, v in entry.items() if k not in SHORTCUT_OPTIONS and base.get(k) != v)
+        if other:
+            raise ConfigError(f"{key}: {', '.join(other)} differ from data.args; a variant changes only the "
+                              f"shortcuts ({', '.join(SHORTCUT_OPTIONS)}), so its faces and landmarks are the data's")
+
+
+def variant_args(proto: Mapping, name: str) -> dict:
+    """The whole ``palbench synth`` argument list of variant ``name``: ``data.args`` with its changes."""
+    return {**(proto["data"]["args"] or {}), **proto["variants"][name]}
+
+
+def dataset_paths(proto: Mapping) -> list[str]:
+    """The datasets a run may train on: ``data/<data.name>`` (the default, first), then each variant's."""
+    return [f"data/{proto['data']['name']}"] + [f"data/{name}" for name in proto.get("variants") or {}]
 
 
 #: ``pretraining.<name>`` keys: how its dataset is made (as ``data``) and how the backbone is trained on it.
@@ -248,15 +300,26 @@ def _check_noise(priors: dict, where: str) -> list:
 def _check_studies(proto: Mapping, where: str, noise: list) -> None:
     if not isinstance(proto["studies"], dict) or not proto["studies"]:
         raise ConfigError(f"{where}: studies: expected a mapping of study name -> {{set, vary}}")
+    datasets = dataset_paths(proto)
     for name, study in proto["studies"].items():
-        if not isinstance(study, dict) or set(study) - {"set", "vary", "title"}:
-            raise ConfigError(f"{where}: studies.{name}: expected keys among title, set, vary")
+        if not isinstance(study, dict) or set(study) - set(STUDY_KEYS):
+            raise ConfigError(f"{where}: studies.{name}: expected keys among {', '.join(STUDY_KEYS)}")
+        if "seeds" in study:
+            _check_seeds(study["seeds"], f"{where}: studies.{name}")
+        regime = study.get("regime")
+        if regime is not None and (not isinstance(regime, dict) or sorted(regime) != ["shortcut", "start"]
+                                   or not all(isinstance(v, str) and v for v in regime.values())):
+            raise ConfigError(f"{where}: studies.{name}.regime: expected {{start: NAME, shortcut: NAME}} (a cell of "
+                              f"the regime map), got {regime!r}")
         try:
             for conf in study_configs(proto, name):
                 if conf.get("landmark_noise", 0) not in noise:
                     raise ConfigError(f"landmark_noise {conf['landmark_noise']} is not among priors.landmark_noise "
                                       f"{noise}; add it there")
-                TrainConfig.from_dict({**conf, "data": "-"}, where="train")
+                if conf.get("data", datasets[0]) not in datasets:
+                    raise ConfigError(f"data {conf['data']!r}: not a dataset of this protocol; expected one of "
+                                      f"{', '.join(datasets)} (data/<data.name> or data/<a variants entry>)")
+                TrainConfig.from_dict({"data": "-", **conf}, where="train")
         except ConfigError as e:
             raise ConfigError(f"{where}: studies.{name}: {e}") from None
 
@@ -334,6 +397,11 @@ def study_configs(proto: Mapping, study: str) -> list[dict]:
     return confs
 
 
+def study_seeds(proto: Mapping, study: str) -> list[int]:
+    """The seeds of a study: its own ``seeds``, or the protocol's."""
+    return list(proto["studies"][study].get("seeds") or proto["seeds"])
+
+
 def grid(proto: Mapping) -> list[dict]:
     """Every (study, configuration) pair: ``study, config, baseline (bool), settings`` — the settings being
     the canonical configuration, ``config`` its name (:func:`~palbench.config.config_name`); a configuration
@@ -359,12 +427,16 @@ def expand_runs(proto: Mapping) -> dict[str, dict[str, dict]]:
     the decoding of the images cost ~7 s per process on 2 cores, which one stage per configuration paid
     25 times in the built-in benchmark. A study edited reruns its own group (and a group it adds
     configurations to), not the others. Overrides hold only what differs from ``train`` (``landmark_noise``
-    included), so ``dvc exp run -S train.epochs=…`` still reaches every run."""
+    included), so ``dvc exp run -S train.epochs=…`` still reaches every run. A configuration that some study
+    runs with other seeds than the protocol's gets ``seeds``: every seed of the studies that use it
+    (:func:`config_seeds` reads them back)."""
     defaults = train_settings(proto)
     runs: dict[str, dict[str, dict]] = {}
     seen: dict[str, dict] = {}
+    seeds: dict[str, list[int]] = {}
     for row in grid(proto):
         conf, name = row["settings"], row["config"]
+        seeds[name] = seeds.get(name, []) + [s for s in study_seeds(proto, row["study"]) if s not in seeds.get(name, [])]
         if name in seen:
             if seen[name] != conf:  # two configurations with one name would share run folders
                 raise ConfigError(f"configurations {seen[name]} and {conf} have the same name {name!r}")
@@ -372,7 +444,18 @@ def expand_runs(proto: Mapping) -> dict[str, dict[str, dict]]:
         seen[name] = conf
         group = BASELINE_GROUP if row["baseline"] else row["study"]
         runs.setdefault(group, {})[name] = {k: v for k, v in conf.items() if v != defaults.get(k)}
+    for confs in runs.values():
+        for name, overrides in confs.items():
+            if seeds[name] != list(proto["seeds"]):
+                overrides["seeds"] = seeds[name]
     return dict(sorted(runs.items(), key=lambda kv: kv[0] != BASELINE_GROUP))  # the baselines first
+
+
+def config_seeds(params: Mapping, config: str, group: str | None = None) -> list[int]:
+    """The seeds configuration ``config`` (of ``group``, default: looked up) is trained with: its ``runs`` entry's
+    ``seeds``, or the protocol's."""
+    group = group if group is not None else run_configs(params)[config]
+    return list(params["runs"][group][config].get("seeds") or params["seeds"])
 
 
 def run_configs(params: Mapping) -> dict[str, str]:
@@ -383,15 +466,17 @@ def run_configs(params: Mapping) -> dict[str, str]:
 def run_names(params: Mapping) -> list[str]:
     """Every run of the grid (``<group>/<config>/s<seed>``), configurations in ``runs`` order, then seeds."""
     return [run_name(config, seed, group) for config, group in run_configs(params).items()
-            for seed in params["seeds"]]
+            for seed in config_seeds(params, config, group)]
 
 
 def params_from_protocol(proto: Mapping) -> dict:
     """The content of ``params.yaml`` for a protocol: its sections, ``launcher`` and the expanded ``runs``."""
     body = {k: proto[k] for k in proto if k != "runs"}
     body.setdefault("launcher", DEFAULT_LAUNCHER)
+    body.setdefault("jobs", DEFAULT_JOBS)  # dvc.yaml's train stages: --jobs
     body.setdefault("pretraining", {})  # dvc.yaml's pretrain stages iterate over it (none for an empty one)
     body.setdefault("transfer", {})  # and its transfer stages
+    body["variants"] = {name: variant_args(proto, name) for name in proto.get("variants") or {}}  # variant_data
     body.setdefault("reports", {})  # notebook parameters (palbench.reports); dvc.yaml's reports stage reads it
     return {**body, "runs": expand_runs(proto)}
 

@@ -70,6 +70,9 @@ class TrainConfig:
         landmarks: landmark file ``[N, 68, 2]`` (.npy), or a folder of the priors stage (its set of
             ``landmark_noise``); ``None`` = the dataset's ``landmarks.npy``.
         arch, width, weights: backbone (see :func:`palbench.models.build_model`).
+        keep_up_to: the *partial* start: the last layer (catalogue name, e.g. ``conv4``) whose ``weights`` are
+            kept; every layer above it and the head start from the seed's initialisation, as from scratch
+            (:mod:`palbench.models.partial`). ``None``: every weight is kept.
         size: input size in pixels (paper: 224).
         epochs: training epochs (paper: 75); ``max_steps`` caps the optimiser steps (AffectNet: 40k).
         batch_size: global batch (paper: 16), kept under DDP.
@@ -95,6 +98,7 @@ class TrainConfig:
     arch: str = "vgg16"
     width: float = 1.0
     weights: str | None = None
+    keep_up_to: str | None = None
     size: int = 224
     epochs: int = 75
     max_steps: int | None = None
@@ -125,6 +129,12 @@ class TrainConfig:
             raise ConfigError(f"arch: expected a torchvision classification model, one of {', '.join(ARCHS)}; "
                               f"got {self.arch!r}")
         check_width(self.arch, self.width)
+        if self.keep_up_to is not None:
+            if not isinstance(self.keep_up_to, str) or not self.keep_up_to:
+                raise ConfigError(f"keep_up_to: expected a layer name such as conv4, got {self.keep_up_to!r}")
+            if self.weights is None:
+                raise ConfigError(f"keep_up_to: {self.keep_up_to!r} keeps the lower layers of `weights`, but "
+                                  "weights is null (a run from scratch keeps nothing)")
         if not _number(self.landmark_noise) or not self.landmark_noise >= 0:
             raise ConfigError(f"landmark_noise: expected a number >= 0, got {self.landmark_noise!r}")
         for key in ("size", "epochs", "batch_size", "checkpoint_every"):
@@ -174,13 +184,14 @@ def planned_runs(
     where: str = "command line",
 ) -> list[tuple[TrainConfig, Path]]:
     """The runs one ``palbench train`` makes, ``[(config, run folder)]``, every configuration validated before
-    anything trains (:func:`palbench.train.train_many` trains them):
+    anything trains (:func:`palbench.workers.train_runs` trains them):
 
     - one run of ``values`` into ``out``;
     - ``seeds``: one run per seed into ``out/s<seed>``;
     - ``group``: every configuration of ``params["runs"][group]`` × ``params["seeds"]``, into
       ``out/<config>/s<seed>`` (the DVC grid: one stage per group); settings: ``params["train"]``, then
-      ``values``, then the configuration's overrides.
+      ``values``, then the configuration's overrides (whose ``seeds``, where a study set its own, replace
+      ``params["seeds"]``).
 
     ``where`` names the settings' source in errors: the ``--config`` file or ``command line``; with ``group``,
     the params file.
@@ -189,9 +200,11 @@ def planned_runs(
         if group not in params["runs"]:
             raise ConfigError(f"{where}: runs has no group {group!r}; expected one of {', '.join(params['runs'])}")
         values = {**params["train"], **values}
-        return [(TrainConfig.from_dict({**values, **overrides, "seed": seed}, where=f"{where}: runs.{group}.{config}"),
+        return [(TrainConfig.from_dict({**values, **{k: v for k, v in overrides.items() if k != "seeds"}, "seed": seed},
+                                       where=f"{where}: runs.{group}.{config}"),
                  Path(out) / Path(run_name(config, seed)))
-                for config, overrides in params["runs"][group].items() for seed in params["seeds"]]
+                for config, overrides in params["runs"][group].items()
+                for seed in overrides.get("seeds") or params["seeds"]]
     if seeds is None:
         return [(TrainConfig.from_dict(dict(values), where=where), Path(out))]
     if len(set(seeds)) != len(seeds):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from palbench.data.synth.shortcut import shortcut_class
+
 #: Decoy colour of each class (RAF-DB order: surprise, fear, disgust, happiness, sadness, anger, neutral).
 PALETTE = np.array(
     [[255, 215, 0], [0, 200, 255], [40, 190, 40], [255, 0, 200], [30, 60, 255], [230, 20, 20], [255, 120, 0]],
@@ -40,16 +42,20 @@ class Decoy:
 
 
 def sample_decoy(
-    rng: np.random.Generator, label: int, split: str, p: float, p_test: float, size: float, strength: float
+    rng: np.random.Generator, label: int, split: str, p: float, p_test: float, size: float, strength: float,
+    test_mode: str = "random",
 ) -> Decoy | None:
     """Draw the decoy of one image (``None`` = absent). Always consumes the same random numbers, so that
-    changing ``p`` toggles decoys on and off without changing anything else."""
+    changing ``p`` or the test mode toggles decoys on and off without changing anything else (the draw of
+    ``flipped`` mode comes last, so ``random`` decoys are those of the generator before it existed)."""
     u = rng.random()
     random_class = int(rng.integers(len(PALETTE)))
     corners = tuple(int(c) for c in rng.permutation(4))
     jitter = (float(rng.random()), float(rng.random()))
+    other = int(rng.integers(len(PALETTE) - 1))
     if split == "test":
-        return Decoy(random_class, corners, jitter, size, strength) if u < p_test else None
+        klass = shortcut_class(label, test_mode, random_class, other)
+        return Decoy(klass, corners, jitter, size, strength) if u < p_test else None
     return Decoy(int(label), corners, jitter, size, strength) if u < p else None
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import palbench.data.synth.decoy as decoy_mod
+import palbench.data.synth.stripes as stripes_mod
 from palbench.data.synth.expressions import Controls, controls
 from palbench.data.synth.face import Identity, landmarks, skull_curve
 from palbench.data.synth.nuisance import Occluder, background, finish, light_field
@@ -194,7 +195,10 @@ def render_sample(p: SampleParams, size: int, ss: int | None = None) -> tuple[np
     colours = np.rint(np.clip(np.array([it[1] for it in items]), 0, 255)).astype(int).tolist()
     unit = np.sqrt(abs(np.linalg.det(A))) * ss  # supersampled pixels per face unit
     widths = (2 * (np.array([it[2] for it in items]) * (unit / 2)).astype(int) + 1).tolist()  # odd: centred
-    canvas = Image.fromarray(np.rint(background(p.scene, size)).astype(np.uint8))
+    back = background(p.scene, size)
+    if p.stripes is not None:  # behind the head: the face covers them
+        back = stripes_mod.paint(back, p.stripes)
+    canvas = Image.fromarray(np.rint(back).astype(np.uint8))
     canvas = canvas.resize((size * ss, size * ss), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(canvas)
     for i, it in enumerate(items):

@@ -1,6 +1,7 @@
-"""Several runs in one process: planned_runs (a configuration's seeds, a group of the grid × its seeds) and
-train_many (one dataset read once, each run as train() alone would make it, state.pt dropped on request);
-`palbench train --seeds/--group` only parses and calls them."""
+"""Many runs: planned_runs (a configuration's seeds, a group of the grid × its seeds) and train_runs (each
+dataset read once per process, each run as train() alone would make it, state.pt dropped on request, in one
+process or in single-threaded workers side by side with the same results); `palbench train --seeds/--group`
+only parses and calls them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import pytest
 import torch
 import yaml
 
-import palbench.train as train_module
+import palbench.workers as workers
 from palbench.checkpoint import load_checkpoint
 from palbench.cli import main
 from palbench.config import TrainConfig, planned_runs
 from palbench.errors import ConfigError
-from palbench.train import train, train_many
+from palbench.train import train
+from palbench.workers import train_runs
 
 from conftest import write_tiny_dataset
 
@@ -57,6 +59,9 @@ def test_planned_runs_one_run_seeds_and_groups(tmp_path):
     assert all(cfg.arch == "vgg16" and cfg.width == 0.125 and cfg.max_steps == 2 for cfg, _ in runs)
     with pytest.raises(ConfigError, match=r"^p.yaml: runs has no group 'nope'; expected one of baseline, channels$"):
         planned_runs({"data": "d"}, tmp_path, group="nope", params=PARAMS, where="p.yaml")
+    seeded = {**PARAMS, "runs": {"channels": {"pal-x": {"c1": 0.25, "seeds": [0, 1, 2, 3]}}}}  # a study's own seeds
+    runs = planned_runs({"data": "d"}, tmp_path, group="channels", params=seeded, where="p.yaml")
+    assert [cfg.seed for cfg, _ in runs] == [0, 1, 2, 3] and [o.name for _, o in runs] == ["s0", "s1", "s2", "s3"]
     bad = {**PARAMS, "runs": {"channels": {"pal-x": {"bogus": 2.0}}}}
     with pytest.raises(ConfigError, match=r"^p.yaml: runs.channels.pal-x: unknown key\(s\) bogus"):
         planned_runs({"data": "d"}, tmp_path, group="channels", params=bad, where="p.yaml")
@@ -72,16 +77,25 @@ def _same(a: dict, b: dict) -> bool:
         torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
 
 
-def test_train_many_reads_once_trains_each_run_as_alone_and_drops_state(data, tmp_path, monkeypatch):
+def test_train_runs_reads_each_dataset_once_trains_each_run_as_alone_and_drops_state(data, tmp_path, monkeypatch):
     base = {**TINY, "data": str(data)}
-    runs = planned_runs(base, tmp_path / "many", seeds=[0, 1])
+    other = tmp_path / "other"
+    write_tiny_dataset(other, n=24, size=(32, 32))
+    runs = planned_runs(base, tmp_path / "many", seeds=[0, 1]) + planned_runs({**base, "data": str(other)},
+                                                                              tmp_path / "other-runs", seeds=[0])
     reads = []
-    real_read = train_module.read_dataset
-    monkeypatch.setattr(train_module, "read_dataset", lambda *a, **k: reads.append(a) or real_read(*a, **k))
-    done = list(train_many(runs, discard_state=True))
-    assert len(reads) == 1  # one dataset for every run
-    assert [(cfg.seed, out) for cfg, out, _ in done] == [(0, tmp_path / "many" / "s0"), (1, tmp_path / "many" / "s1")]
-    for cfg, out, metrics in done:
+    real_read = workers._dataset.__globals__["_DATASETS"]
+    real_read.clear()
+    import palbench.data.canonical as canonical
+
+    original = canonical.read_dataset
+    monkeypatch.setattr(canonical, "read_dataset", lambda *a, **k: reads.append(a) or original(*a, **k))
+    done = list(train_runs(runs, discard_state=True))
+    assert sorted(str(a[0]) for a in reads) == sorted([str(data), str(other)])  # each dataset once
+    assert [(cfg.seed, out) for cfg, out, _, _ in done] == [
+        (0, tmp_path / "many" / "s0"), (1, tmp_path / "many" / "s1"), (0, tmp_path / "other-runs" / "s0")]
+    for cfg, out, metrics, evaluation in done[:2]:
+        assert evaluation is None
         assert metrics == json.loads((out / "metrics.json").read_text()) and metrics["steps"] == 2
         assert not (out / "state.pt").exists() and (out / "best.pt").is_file()
         alone = tmp_path / "alone" / out.name
@@ -90,20 +104,35 @@ def test_train_many_reads_once_trains_each_run_as_alone_and_drops_state(data, tm
         assert _same(_weights(out), _weights(alone))
     # seeds differ, so the runs do
     assert not _same(_weights(tmp_path / "many" / "s0"), _weights(tmp_path / "many" / "s1"))
+    assert json.loads((tmp_path / "other-runs" / "s0" / "config.json").read_text())["data"] == str(other)
 
-    kept = list(train_many(planned_runs(base, tmp_path / "kept", seeds=[2])))
+    kept = list(train_runs(planned_runs(base, tmp_path / "kept", seeds=[2])))
     assert (kept[0][1] / "state.pt").is_file()  # without discard_state the resume point stays
     with pytest.raises(ConfigError, match="already holds a run"):
-        list(train_many(planned_runs(base, tmp_path / "kept", seeds=[2])))
-    assert list(train_many(planned_runs(base, tmp_path / "kept", seeds=[2]), force=True))
+        list(train_runs(planned_runs(base, tmp_path / "kept", seeds=[2])))
+    assert list(train_runs(planned_runs(base, tmp_path / "kept", seeds=[2]), force=True))
+    with pytest.raises(ConfigError, match="jobs: expected an integer >= 1"):
+        list(train_runs(runs, jobs=0))
 
 
-def test_train_many_refuses_runs_on_two_datasets(data, tmp_path):
-    runs = [(TrainConfig(**{**TINY, "data": str(data)}), tmp_path / "a"),
-            (TrainConfig(**{**TINY, "data": str(tmp_path)}), tmp_path / "b")]
-    with pytest.raises(ConfigError, match="the runs of one call train on one dataset"):
-        next(train_many(runs))
-    assert not (tmp_path / "a").exists()
+def test_side_by_side_workers_give_the_runs_of_one_single_threaded_process(data, tmp_path):
+    """jobs changes the time, not the numbers: two single-threaded workers train and evaluate every run as a
+    single-threaded process alone does, bit for bit, whichever worker takes which run."""
+    base = {**TINY, "data": str(data), "pal_weight": 1.0}
+    runs = planned_runs(base, tmp_path / "two", seeds=[0, 1, 2])
+    side = {out.name: (m, ev) for _, out, m, ev in train_runs(runs, jobs=2, evaluate="test")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = {out.name: (m, ev) for _, out, m, ev in
+               train_runs(planned_runs(base, tmp_path / "one", seeds=[0, 1, 2]), jobs=1, evaluate="test")}
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(side) == sorted(one) == ["s0", "s1", "s2"]
+    for name in one:
+        assert _same(_weights(tmp_path / "two" / name), _weights(tmp_path / "one" / name))
+        assert side[name][1]["accuracy"] == one[name][1]["accuracy"]
+        assert (tmp_path / "two" / name / "test" / "metrics.json").is_file()
 
 
 def test_train_group_command_trains_the_group_and_discards_state(data, tmp_path, capsys):
