@@ -78,9 +78,11 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
             proto = pr.load_protocol(args.name)
         path = pr.write_params(proto, args.params, source=args.name or "--refresh")
         plots = write_run_plots(params_from_protocol(proto), path.parent / "runs" / "dvc.yaml")
-        configs = sum(len(group) for group in pr.expand_runs(proto).values())
-        print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations x "
-              f"{len(proto['seeds'])} seeds = {configs * len(proto['seeds'])} runs -> {path} (plots: {plots})")
+        params = params_from_protocol(proto)
+        configs = sum(len(group) for group in params["runs"].values())
+        print(f"palbench protocol {proto['protocol']}: {len(proto['studies'])} studies, {configs} configurations, "
+              f"{len(pr.run_names(params))} runs (seeds {proto['seeds']} unless a study sets its own) -> {path} "
+              f"(plots: {plots})")
         return 0
 
     p.set_defaults(func=run)

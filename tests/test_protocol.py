@@ -12,6 +12,7 @@ from scipy import stats
 from palbench.cli import main
 from palbench.config import parse_run_name
 from palbench.config import protocol as pr
+from palbench.errors import ConfigError
 from palbench.errors import ConfigError, DataError
 from palbench.results import aggregate
 
@@ -40,25 +41,89 @@ def test_shared_configurations_are_trained_once_with_every_seed():
     rows = pr.grid(proto)
     configs = {r["config"] for r in rows}
     runs = pr.expand_runs(proto)
-    assert len(pr.run_configs({"runs": runs})) == len(configs) and len(proto["seeds"]) >= 3
-    assert len(pr.run_names({**proto, "runs": runs})) == len(configs) * len(proto["seeds"])
-    # the baseline is in every study; Grad / Mean-of-half at conv10 is in Fig. 3 and Table I;
-    # Grad×Input / Mean-of-half (the default) in Tables I, II, Fig. 4 and Table III
-    assert sum(r["config"] == "base" for r in rows) == len(proto["studies"])
-    studies_of = {c: {r["study"] for r in rows if r["config"] == c} for c in configs}
-    assert studies_of["pal-grad"] == {"layers", "ablation"}
-    assert studies_of["pal"] == {"ablation", "channels", "noise", "comparison"}
-    assert studies_of["pal-c1_1"] == {"ablation", "channels"}
+    params = {**proto, "runs": runs}
+    assert len(pr.run_configs(params)) == len(configs) and len(proto["seeds"]) >= 5
+    # every configuration is trained once, with the union of the seeds of the studies that use it
+    names = pr.run_names(params)
+    assert len(names) == len(set(names)) == sum(len(pr.config_seeds(params, c)) for c in configs)
+    for config in configs:
+        wanted = set().union(*(pr.study_seeds(proto, r["study"]) for r in rows if r["config"] == config))
+        assert set(pr.config_seeds(params, config)) == wanted
     # the baseline's PAL settings are the defaults (they change nothing), whatever the study set
-    assert runs["baseline"] == {"base": {"pal_weight": 0}}
-    # landmark_noise is a setting like any other (no landmark file name in the runs)
-    assert runs["noise"]["pal-landmark_noise_4"] == {"landmark_noise": 4}
+    assert runs["baseline"]["base"] == {"pal_weight": 0}
     # one DVC stage per group: the baselines, then each study's configurations not in an earlier group
-    assert list(runs) == ["baseline", "layers", "ablation", "channels", "noise"]  # comparison: nothing new
-    assert "pal-grad" in runs["layers"] and "pal" in runs["ablation"] and "pal-c1_1" in runs["ablation"]
-    # the whole grid of the paper: Fig. 3's 13 layers, Table I's 5 rows, Table II's 4 C1, Fig. 4's σ 0-5
+    assert list(runs)[0] == "baseline" and "comparison" not in runs  # comparison: the pretrained x decoy cell
+    # the whole grid of the paper: Fig. 3's 13 layers, Table I's 5 rows, Table II's 4 C1, Fig. 4's σ 0-5 and past
     sizes = {s: sum(r["study"] == s and not r["baseline"] for r in rows) for s in proto["studies"]}
-    assert sizes == {"layers": 13, "ablation": 5, "channels": 4, "noise": 6, "comparison": 1}
+    assert {s: sizes[s] for s in ("layers", "ablation", "channels", "noise", "comparison")} == \
+        {"layers": 13, "ablation": 5, "channels": 4, "noise": 10, "comparison": 1}
+    noise = [r["settings"]["landmark_noise"] for r in rows if r["study"] == "noise" and not r["baseline"]]
+    assert noise[:6] == [0, 1, 2, 3, 4, 5] and max(noise) >= 40
+
+
+def test_regime_map_has_every_cell_with_its_pair_and_five_seeds():
+    proto = pr.load_protocol("synthetic-cpu")
+    cells = {s: spec["regime"] for s, spec in proto["studies"].items() if "regime" in spec}
+    assert {(c["start"], c["shortcut"]) for c in cells.values()} == {
+        (start, shortcut) for start in ("scratch", "partial", "pretrained") for shortcut in ("none", "decoy", "stripes")}
+    data = {"none": "data/synth-none", "decoy": "data/synth", "stripes": "data/synth-stripes"}
+    for study, cell in cells.items():
+        base, pal = pr.study_configs(proto, study)
+        assert len(pr.study_seeds(proto, study)) >= 5
+        assert base["pal_weight"] == 0 and pal["pal_weight"] == proto["train"]["pal_weight"]
+        assert {k: v for k, v in base.items() if k not in pr.PAL_KEYS + ("pal_weight",)} == \
+               {k: v for k, v in pal.items() if k not in pr.PAL_KEYS + ("pal_weight",)}  # a pair: only PAL differs
+        assert pal.get("data", "data/synth") == data[cell["shortcut"]]
+        start = "scratch" if pal["weights"] is None else "partial" if pal.get("keep_up_to") else "pretrained"
+        assert start == cell["start"]
+    # the comparison study (Table III) is the pretrained x decoy cell
+    pair = pr.study_configs(proto, "comparison")
+    cell = next(s for s, c in cells.items() if c == {"start": "pretrained", "shortcut": "decoy"})
+    assert pair == pr.study_configs(proto, cell)
+    # the variants change the shortcuts only: the same faces, so the runs read the protocol's priors
+    for name, args in pr.params_from_protocol(proto)["variants"].items():
+        changed = {k for k, v in args.items() if proto["data"]["args"].get(k) != v}
+        assert changed <= set(pr.SHORTCUT_OPTIONS), name
+
+
+def test_grid_studies_run_in_the_regime_the_protocol_names():
+    """Fig. 3, Tables I-II and Fig. 4 share the settings (data, start, epochs, lr) of one regime cell: their
+    baseline is that cell's baseline."""
+    proto = pr.load_protocol("synthetic-cpu")
+    cells = {s for s, spec in proto["studies"].items() if "regime" in spec}
+    bases = {s: pr.study_configs(proto, s)[0] for s in proto["studies"]}
+    for study in ("layers", "ablation", "channels", "noise"):
+        same = [c for c in cells if bases[c] == bases[study]]
+        assert len(same) == 1, study
+
+
+@pytest.mark.parametrize("change, msg", [
+    ({"variants": {"synth-x": {"n_train": 10}}}, "variants.synth-x: n_train differ from data.args"),
+    ({"variants": {"smoke": {"decoy_p": 0.0}}}, "variants.smoke: expected a dataset name"),
+    ({"studies": {"comparison": {"vary": {"pal_weight": [1.0]}, "seeds": [1, 1]}}}, "seeds: repeated seed"),
+    ({"studies": {"comparison": {"vary": {"pal_weight": [1.0]}, "regime": {"start": "scratch"}}}},
+     "studies.comparison.regime: expected {start: NAME, shortcut: NAME}"),
+    ({"studies": {"comparison": {"vary": {"pal_weight": [1.0]}, "set": {"data": "data/elsewhere"}}}},
+     "data 'data/elsewhere': not a dataset of this protocol"),
+    ({"jobs": 0}, "jobs: expected an integer >= 1"),
+    ({"jobs": 2, "launcher": "torchrun --nproc_per_node 2 -m palbench.cli"}, "do not mix"),
+])
+def test_variants_seeds_regimes_and_jobs_are_checked(change, msg):
+    proto = {**pr.load_protocol("smoke"), **change}
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        pr.validate_protocol(proto, "p.yaml")
+
+
+def test_a_study_with_its_own_seeds_runs_the_union_once():
+    proto = pr.load_protocol("smoke")
+    proto = {**proto, "seeds": [0, 1], "studies": {
+        "a": {"vary": {"c1": [0.25]}, "seeds": [2, 0]},
+        "b": {"vary": {"c1": [0.25, 1.0]}}}}
+    runs = pr.expand_runs(proto)
+    params = {**proto, "runs": runs}
+    assert pr.config_seeds(params, "pal-c1_0p25") == [2, 0, 1] and pr.config_seeds(params, "pal-c1_1") == [0, 1]
+    assert pr.config_seeds(params, "base") == [2, 0, 1]
+    assert "seeds" not in runs["b"]["pal-c1_1"] and runs["a"]["pal-c1_0p25"]["seeds"] == [2, 0, 1]
 
 
 def test_paper_grid_on_rafdb():
@@ -250,16 +315,16 @@ def test_protocol_names_resolve_in_the_current_project_first(tmp_path, monkeypat
     assert {"my-photos", "smoke", "synthetic-cpu"} <= set(pr.available_protocols())
     assert main(["protocol", "my-photos"]) == 0 and "my-photos" in capsys.readouterr().out
     assert pr.read_params(tmp_path / "params.yaml")["protocol"] == "my-photos"
-    assert pr.load_protocol("smoke")["seeds"] == [4, 5] and pr.load_protocol("synthetic-cpu")["seeds"] == [0, 1, 2]
+    assert pr.load_protocol("smoke")["seeds"] == [4, 5] and pr.load_protocol("synthetic-cpu")["seeds"] == [0, 1, 2, 3, 4]
     assert main(["protocol", "nope"]) == 2 and "my-photos" in capsys.readouterr().err
 
 
 def test_protocol_cli_writes_and_refreshes_params(tmp_path, capsys):
     p = tmp_path / "params.yaml"
     assert main(["protocol", "smoke", "--params", str(p)]) == 0
-    assert "8 configurations x 1 seeds = 8 runs" in capsys.readouterr().out
+    assert "12 configurations, 14 runs (seeds [0] unless a study sets its own)" in capsys.readouterr().out
     params = pr.read_params(p)
-    assert params["protocol"] == "smoke" and len(pr.run_configs(params)) == 8
+    assert params["protocol"] == "smoke" and len(pr.run_configs(params)) == 12
     # a study edited in params.yaml: runs are stale until --refresh
     params["studies"]["channels"]["vary"]["c1"] = [0.25, 0.5, 0.75]
     p.write_text(yaml.safe_dump(params))
@@ -280,7 +345,8 @@ def _fake_runs(root, params, acc):
         run = root / "runs" / name
         (run / "test").mkdir(parents=True)
         settings = params["runs"][pr.run_configs(params)[config]][config]
-        cfg = pr.TrainConfig.from_dict({**params["train"], **settings, "seed": seed, "data": "data/smoke"})
+        cfg = pr.TrainConfig.from_dict({**params["train"], "data": "data/smoke",
+                                        **{k: v for k, v in settings.items() if k != "seeds"}, "seed": seed})
         (run / "config.json").write_text(json.dumps(cfg.to_dict()))
         (run / "metrics.json").write_text(json.dumps({"best_val_accuracy": 0.5, "seconds": 3.0}))
         (run / "test" / "metrics.json").write_text(json.dumps({
@@ -308,7 +374,7 @@ def test_aggregate_tables_statistics_and_metrics(tmp_path):
         configs = [r["config"] for r in pr.grid(params) if r["study"] == study]
         assert table["config"].tolist() == configs  # baseline first, the protocol's order
         assert table["baseline"].tolist() == [True] + [False] * (len(configs) - 1)
-        assert (table["n"] == 4).all() and np.isfinite(table[["mean", "std", "ci_low", "ci_high"]]).all().all()
+        assert (table["n"] == len(pr.study_seeds(params, study))).all() and np.isfinite(table[["mean", "std", "ci_low", "ci_high"]]).all().all()
     layers = pd.read_csv(tmp_path / "results" / "layers.csv")
     assert layers["layer"].tolist()[1:] == ["conv4", "conv7"] and pd.isna(layers["layer"][0])
     ch = pd.read_csv(tmp_path / "results" / "channels.csv").set_index("config")

@@ -139,6 +139,10 @@ _PRETRAINED = re.compile(r"pretrain/(?P<name>[A-Za-z0-9_-]+)/weights\.pt")
 def _text(value: Any, key: str = "") -> str:
     if key == "weights" and isinstance(value, str) and _PRETRAINED.fullmatch(value):
         return _PRETRAINED.fullmatch(value)["name"]
+    if key == "weights" and value is None:
+        return "scratch"
+    if key == "data" and isinstance(value, str):
+        return value.rstrip("/").rsplit("/", 1)[-1]  # data/synth-none -> synth-none
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
