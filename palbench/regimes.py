@@ -165,6 +165,7 @@ def regime_table(params: Mapping, tables: Mapping[str, pd.DataFrame], runs: pd.D
     if not rows:
         return pd.DataFrame(columns=[*KEY_COLUMNS, "config", "baseline", *CELL_COLUMNS])
     table = pd.DataFrame(rows)
+    table["pal_ahead"] = table["pal_ahead"].astype("Int64")  # a count; <NA> on baseline rows
     base = table[table["baseline"].astype(bool)]
     clean = {start: float(m) for start, shortcut, m in zip(base["start"], base["shortcut"], base["mean"])
              if shortcut == "none" and _finite(m)}
