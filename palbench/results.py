@@ -206,9 +206,12 @@ def aggregate(params_path: str | Path = "params.yaml", runs_dir: str | Path = "r
               metrics_path: str | Path = "metrics.json") -> dict:
     """Write ``runs.csv`` and one ``<study>.csv`` per study into ``out`` (atomically), and the aggregated
     metrics (every study's configurations: mean test accuracy, CI, difference to the baseline, p, alignment,
-    decoy share) to ``metrics_path`` — one file for ``dvc metrics show``. Returns the metrics."""
+    decoy share) to ``metrics_path`` — one file for ``dvc metrics show``. A protocol with regime studies also gets
+    ``regimes.csv`` (:func:`palbench.regimes.regime_table`) and a ``regimes`` entry in the metrics. Returns the
+    metrics."""
     from palbench.config import read_params
     from palbench.io import atomic_dir, write_json
+    from palbench.regimes import regime_metrics, regime_studies, regime_table
 
     params = read_params(params_path)
     runs = collect_runs(params, runs_dir)
@@ -222,10 +225,15 @@ def aggregate(params_path: str | Path = "params.yaml", runs_dir: str | Path = "r
                 if k in row}
             for _, row in table.iterrows()
         }
+    regimes = regime_table(params, tables, runs) if regime_studies(params) else None
+    if regimes is not None:
+        metrics["regimes"] = regime_metrics(regimes)
     with atomic_dir(out) as tmp:
         runs.to_csv(tmp / "runs.csv", index=False)
         for study, table in tables.items():
             table.to_csv(tmp / f"{study}.csv", index=False)
+        if regimes is not None:
+            regimes.to_csv(tmp / "regimes.csv", index=False)
     write_json(metrics_path, metrics)
     return metrics
 

@@ -26,8 +26,8 @@ from palbench.claims.layers import (claim_d, claim_e, early_and_late, layer_bloc
 from palbench.claims.parts import claim_a, claim_b, claim_c, claim_f, claim_g, claim_parts
 from palbench.claims.render import caveats, chance_configs, counts_text, format_parts, headline, tested_configs
 from palbench.claims.verdicts import (COLUMNS, CONTRADICTED, FAMILY_CONFIDENCE, NOT_TESTED, SUPPORTED, UNDECIDED,
-                                      VERDICTS, claim_summary, claims_table, combine, evaluate, evaluate_claims,
-                                      verdict)
+                                      VERDICTS, claim_regime, claim_summary, claims_table, combine, evaluate,
+                                      evaluate_claims, verdict)
 
 __all__ = [
     "CLAIM_STUDIES", "CLAIMS", "PAPER_C1", "STUDY_FIGURES", "Claim",
@@ -35,6 +35,6 @@ __all__ = [
     "claim_a", "claim_b", "claim_c", "claim_d", "claim_e", "claim_f", "claim_g", "claim_parts",
     "early_and_late", "layer_blocks", "layer_grouping", "pool_neighbours", "studied_layers",
     "COLUMNS", "CONTRADICTED", "FAMILY_CONFIDENCE", "NOT_TESTED", "SUPPORTED", "UNDECIDED", "VERDICTS",
-    "claim_summary", "claims_table", "combine", "evaluate", "evaluate_claims", "verdict",
+    "claim_regime", "claim_summary", "claims_table", "combine", "evaluate", "evaluate_claims", "verdict",
     "caveats", "chance_configs", "counts_text", "format_parts", "headline", "tested_configs",
 ]  # fmt: skip

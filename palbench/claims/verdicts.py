@@ -36,6 +36,7 @@ import pandas as pd
 from palbench.claims.definitions import CLAIMS
 from palbench.claims.evidence import Part, is_missing
 from palbench.claims.parts import claim_parts
+from palbench.regimes import regime_of_study
 from palbench.results import paired_comparison
 
 SUPPORTED, CONTRADICTED, UNDECIDED, NOT_TESTED = "supported", "contradicted", "undecided at 95%", "not tested"
@@ -141,8 +142,20 @@ def _summary_reason(parts: pd.DataFrame, v: str) -> str:
     return "; ".join(f"{k}: {', '.join(by[k])}" for k in VERDICTS if k in by)
 
 
+def claim_regime(params: Mapping, claim: str) -> str:
+    """Where claim ``claim`` is tested: the regime (:func:`palbench.regimes.regime_of_study`) of the first of its
+    studies the protocol has (``tested in the scratch × decoy regime``, ``tested in the protocol's default
+    regime``); ``–`` when the protocol has none of them."""
+    studies = params.get("studies") or {}
+    study = next((s for s in CLAIMS[claim].studies if s in studies), None)
+    return "–" if study is None else regime_of_study(params, study)
+
+
 def evaluate_claims(runs: pd.DataFrame, params: Mapping, catalogue: Sequence[Mapping | tuple] | None = None,
                     metric: str = "test_accuracy") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(parts, summary)``: :func:`claims_table` and :func:`claim_summary`."""
+    """``(parts, summary)``: :func:`claims_table` and :func:`claim_summary`, with a ``regime`` column
+    (:func:`claim_regime`)."""
     table = claims_table(runs, params, catalogue, metric)
-    return table, claim_summary(table)
+    summary = claim_summary(table)
+    summary["regime"] = [claim_regime(params, k) for k in summary.index]
+    return table, summary

@@ -13,6 +13,8 @@ keep their cells short and call these functions, which the tests call too:
 * :mod:`~palbench.reports.transfer` — the tests on another dataset (the protocol's ``transfer`` section);
 * :mod:`~palbench.reports.backbones` — Table III on several backbones side by side (``comparison`` and
   ``comparison-<name>`` studies);
+* :mod:`~palbench.reports.regimes` — the regime map: PAL − baseline by start × shortcut (the studies with a
+  ``regime``, ``results/regimes.csv``);
 * :mod:`~palbench.reports.figures` — the figures (matplotlib);
 * :mod:`~palbench.reports.maps` — the layer catalogue and attribution maps (imports torch when called);
 * the claims report (``notebooks/claims.ipynb``) computes its verdicts with :mod:`palbench.claims` and draws
@@ -71,6 +73,8 @@ from palbench.reports.tables import (
     study_title,
     versus_clean,
 )
+from palbench.reports.regimes import (absent_cells, plot_regimes, read_regimes, regime_summary, regimes_headline,
+                                      require_regimes)
 from palbench.reports.transfer import show_transfer, transfer_tables
 
 __all__ = [
@@ -86,4 +90,5 @@ __all__ = [
     "study_catalogue", "study_title", "versus_clean", "show_transfer", "transfer_tables",
     "backbone_maps", "backbone_summary", "backbone_table", "backbones_headline", "comparison_reading",
     "comparison_studies", "layer_map", "plot_backbones", "show_backbones",
+    "absent_cells", "plot_regimes", "read_regimes", "regime_summary", "regimes_headline", "require_regimes",
 ]  # fmt: skip

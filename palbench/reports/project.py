@@ -18,11 +18,16 @@ from typing import Any
 
 from palbench.claims.definitions import CLAIM_STUDIES
 from palbench.errors import PalbenchError
+from palbench.regimes import regime_studies
 from palbench.vocabulary import arch_name
 
+#: What the regime map reads in :data:`NOTEBOOKS`: every study with a ``regime`` key, whatever its name
+#: (:func:`palbench.regimes.regime_studies`).
+REGIME_STUDIES = "<the studies with a regime>"
 #: notebook -> (study it reads, or the studies it reads any of; what it reproduces). Order of the index.
 NOTEBOOKS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "claims": (CLAIM_STUDIES, "§IV-C–D — the paper's comparative claims as verdicts"),
+    "regimes": (REGIME_STUDIES, "The regime map — PAL − baseline by start × shortcut"),
     "layers": ("layers", "Fig. 3 — accuracy of PAL at each layer"),
     "ablation": ("ablation", "Table I — attribution method × channel strategy"),
     "channels": ("channels", "Table II — constrained channels C1"),
@@ -44,9 +49,12 @@ def comparison_studies(project: Project) -> list[str]:
     return ([COMPARISON] if project.has_study(COMPARISON) else []) + studies
 
 
-def notebook_studies(notebook: str) -> tuple[str, ...]:
-    """The studies a notebook reads (:data:`NOTEBOOKS`); it is worth running when the protocol has any of them."""
+def notebook_studies(notebook: str, params: dict | None = None) -> tuple[str, ...]:
+    """The studies a notebook reads (:data:`NOTEBOOKS`); it is worth running when the protocol has any of them.
+    The regime map's are the studies of ``params`` with a ``regime`` (none without ``params``)."""
     studies = NOTEBOOKS[notebook][0]
+    if studies == REGIME_STUDIES:
+        return tuple(regime_studies(params or {}))
     return (studies,) if isinstance(studies, str) else tuple(studies)
 
 

@@ -1,8 +1,9 @@
 """``palbench report``: run the report notebooks with papermill, render them with nbconvert, write the index.
 
 For each notebook of :data:`~palbench.reports.project.NOTEBOOKS` whose study the protocol has (any of its
-studies, for the claims report), ``notebooks/<name>.ipynb`` is executed (kernel working directory: the project
-root) into ``<out>/<name>.ipynb`` and rendered to ``<out>/<name>.html``; the notebooks themselves write
+studies, for the claims report; any study with a ``regime``, for the regime map), ``notebooks/<name>.ipynb`` is
+executed (kernel working directory: the project root) into ``<out>/<name>.ipynb`` and rendered to
+``<out>/<name>.html``; the notebooks themselves write
 ``<out>/figures/*.png`` and ``<out>/tables/*.csv``. ``<out>/index.html`` links every report with its
 reading — the text of the cell tagged ``headline`` — and says which reports the protocol has no study for; its
 "Landmarks" section shows the landmarks stage's contact sheet (copied to ``<out>/figures/landmarks_sheet.png``),
@@ -23,7 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from palbench.io import atomic_path, write_text
-from palbench.reports.project import NOTEBOOKS, Project, ReportError, notebook_studies, open_project, provenance
+from palbench.reports.project import (NOTEBOOKS, REGIME_STUDIES, Project, ReportError, notebook_studies, open_project,
+                                      provenance)
 
 HEADLINE_TAG = "headline"
 #: The landmarks stage's contact sheet as copied into ``<out>/figures`` for the index.
@@ -43,8 +45,9 @@ def plan(project: Project, names: list[str] | None = None) -> dict[str, str | No
     for name in NOTEBOOKS:
         if names and name not in names:
             continue
-        studies = notebook_studies(name)
-        lacking = (f"no `{studies[0]}` study" if len(studies) == 1 else
+        studies = notebook_studies(name, project.params)
+        lacking = ("no study with a `regime`" if NOTEBOOKS[name][0] == REGIME_STUDIES else
+                   f"no `{studies[0]}` study" if len(studies) == 1 else
                    f"none of the {', '.join(f'`{s}`' for s in studies)} studies")
         out[name] = None if project.has_any_study(studies) else f"not in protocol {project.protocol} ({lacking})"
     return out
