@@ -39,3 +39,11 @@ def test_arch_without_width_knob_is_built_at_width_one():
     arch, width, note = train_step.arch_width("regnet_y_800mf", 0.25)
     assert (arch, width) == ("regnet_y_800mf", 1.0) and "no width knob" in note
     assert train_step.arch_width("swin_t:0.5", 0.25) == ("swin_t", 0.5, "")
+
+
+def test_side_by_side_step_is_the_default_pal_step():
+    import side_by_side  # noqa: E402
+
+    step = side_by_side.make_step(4)
+    step()  # one CE+PAL step of the default configuration at 48 px runs
+    assert side_by_side.SIZE == 48

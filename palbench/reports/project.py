@@ -18,7 +18,7 @@ from typing import Any
 
 from palbench.claims.definitions import CLAIM_STUDIES
 from palbench.errors import PalbenchError
-from palbench.regimes import regime_studies
+from palbench.regimes import regime_of_study, regime_studies
 from palbench.vocabulary import arch_name
 
 #: What the regime map reads in :data:`NOTEBOOKS`: every study with a ``regime`` key, whatever its name
@@ -240,13 +240,23 @@ def provenance(project: Project) -> dict[str, str]:
 
 
 def header_markdown(project: Project, notebook: str) -> str:
-    """Provenance of a report: what it reproduces, protocol, dataset, backbone, seeds, split, date, revision."""
+    """Provenance of a report: what it reproduces, protocol, dataset, backbone, seeds, split, date, revision, and
+    (for a report of one study) the regime it was tested in."""
+    from palbench.config import study_seeds
+
     p = provenance(project)
+    studies = NOTEBOOKS[notebook][0]
+    regime, seeds = "", p["seeds"]
+    if isinstance(studies, str) and studies != REGIME_STUDIES and project.has_study(studies):
+        regime = f"* the `{studies}` study is {regime_of_study(project.params, studies)}\n"
+        own = study_seeds(project.params, studies)
+        seeds = f"{', '.join(str(s) for s in own)} (n = {len(own)})"
     return (
         f"**{NOTEBOOKS[notebook][1]}** — measured here, not the paper's numbers.\n\n"
         f"* protocol **{p['protocol']}** (`params.yaml`, from `{p['protocol_file']}`)\n"
+        + regime +
         f"* dataset {p['dataset']}; metrics on the **{p['split']}** split\n"
-        f"* default backbone {p['backbone']}; seeds {p['seeds']}: mean ± std, 95% t-interval over seeds, "
+        f"* default backbone {p['backbone']}; seeds {seeds}: mean ± std, 95% t-interval over seeds, "
         "paired t-test against the baseline over the same seeds\n"
         f"* rendered {p['date']} from git revision `{p['revision']}`"
         + _chance_bullet(project)
