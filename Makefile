@@ -37,6 +37,7 @@ speed: $(STAMP)
 	$(BIN)/python benchmarks/speed/priors.py
 	$(BIN)/python benchmarks/speed/synth.py
 	$(BIN)/python benchmarks/speed/grid_step.py
+	$(BIN)/python benchmarks/speed/side_by_side.py
 
 clean-venv:
 	rm -rf $(VENV)

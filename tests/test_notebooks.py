@@ -31,14 +31,13 @@ from palbench.results import study_table  # noqa: E402
 BIN = Path(sys.executable).parent
 FIGURES = {"claims": ["claims"], "layers": ["layers"],
            "sensitivity": ["sensitivity_landmark_noise4", "noisy_priors_landmark_noise4"],
-           "confusion": ["confusion"], "attributions": ["attributions"]}
-#: Reports the smoke protocol has no study for (listed as absent in its index; tests/test_regimes.py runs the regime
-#: map on a protocol of its own).
-SMOKE_ABSENT = ("regimes",)
+           "confusion": ["confusion"], "attributions": ["attributions"], "regimes": ["regimes"]}
+#: Reports the smoke protocol has no study for (listed as absent in its index).
+SMOKE_ABSENT: tuple[str, ...] = ()  # smoke has every study, two regime cells among them
 SMOKE_REPORTS = [n for n in r.NOTEBOOKS if n not in SMOKE_ABSENT]
 TABLES = {"claims": "claims", "layers": "layers", "ablation": "ablation", "channels": "channels",
           "sensitivity": "sensitivity_landmark_noise4", "confusion": "confusion", "attributions": "attributions",
-          "comparison": "comparison"}
+          "comparison": "comparison", "regimes": "regimes"}
 
 
 def outputs(nb: dict) -> list[dict]:
@@ -84,7 +83,7 @@ def papermill(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- the reports stage of the smoke pipeline
 def test_reports_stage_writes_every_report_and_the_index(smoke_project):
     root, stdout = smoke_project
-    assert "palbench report: 8 reports -> reports/index.html" in stdout
+    assert f"palbench report: {len(SMOKE_REPORTS)} reports -> reports/index.html" in stdout
     index = (root / "reports" / "index.html").read_text()
     for name in SMOKE_ABSENT:
         assert f'href="{name}.html"' not in index and "not in protocol smoke (no study with a `regime`)" in index
@@ -231,7 +230,7 @@ def test_absent_study_is_said_not_failed_obscurely(smoke_project, tmp_path):
     assert plan["layers"] == "not in protocol smoke (no `layers` study)" and plan["comparison"] is None
     index = render.index_html(project, {n: ("reading", why) for n, why in plan.items()})
     assert '<li class="absent"><b>Fig. 3 — accuracy of PAL at each layer</b> — not in protocol smoke' in index
-    assert index.count('<a href="') == 2 * 7  # claims still runs: it reads any of several studies
+    assert index.count('<a href="') == 2 * (len(SMOKE_REPORTS) - 1)  # claims still runs: it reads any of several studies
     res = papermill(["notebooks/layers.ipynb", "layers.ipynb"], tmp_path)
     assert res.returncode != 0
     assert ("ReportError: protocol smoke has no `layers` study, which Fig. 3 needs: add studies.layers to "
@@ -272,7 +271,7 @@ def test_index_shows_the_landmarks_sheet_misses_and_warnings(tmp_path):
             "test 1 of 7 (14.3%).") in index
     assert "faces with points outside the image: 1 of 26 (3.8%)" in index
     assert '<li class="warning">1 of 26 faces (3.8%) have landmarks outside the image frame' in index
-    assert index.count('<a href="') == 2 * 8  # the section adds no link to the report list
+    assert index.count('<a href="') == 2 * len(SMOKE_REPORTS)  # the section adds no link to the report list
 
     # a landmarks.json from before the checks, without a sheet: said, and the stale copy is gone
     old = {k: v for k, v in info.items() if k not in ("qa", "warnings")}

@@ -26,12 +26,19 @@ def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
     params = pr.read_params(root / "params.yaml")
     runs = pd.read_csv(root / "results" / "runs.csv")
     assert sorted(runs["run"]) == sorted(pr.run_names(params))
-    assert np.isfinite(runs[["val_accuracy", "test_accuracy", "test_alignment_constrained", "test_decoy_share"]]).all().all()
+    assert np.isfinite(runs[["val_accuracy", "test_accuracy", "test_alignment_constrained"]]).all().all()
+    # the decoy share where the run's data hold the decoy (the protocol's data), none on its variants
+    on_variant = runs["data"].isin([f"data/{v}" for v in params["variants"]])
+    assert on_variant.any() and np.isfinite(runs.loc[~on_variant, "test_decoy_share"]).all()
+    assert runs.loc[on_variant, "test_decoy_share"].isna().all()
+    stripes = runs["data"] == "data/smoke-stripes"
+    assert np.isfinite(runs.loc[stripes, "test_shortcut_follow"]).all()  # the stripes encode another class
     for study in params["studies"]:
         table = pd.read_csv(root / "results" / f"{study}.csv")
         configs = [r["config"] for r in pr.grid(params) if r["study"] == study]
-        assert table["config"].tolist() == configs and (table["n"] == 1).all()
-        assert np.isfinite(table[["mean", "test_alignment_constrained_mean", "test_decoy_share_mean"]]).all().all()
+        assert table["config"].tolist() == configs
+        assert (table["n"] == len(pr.study_seeds(params, study))).all()
+        assert np.isfinite(table[["mean", "test_alignment_constrained_mean"]]).all().all()
         assert table["mean"].between(0, 1).all()
     metrics = json.loads((root / "metrics.json").read_text())
     assert metrics["n_runs"] == len(pr.run_names(params)) and set(params["studies"]) <= set(metrics)
@@ -45,8 +52,13 @@ def test_smoke_pipeline_writes_one_row_per_configuration(smoke_project):
     info = json.loads((root / "pretrain" / "smoke-faces" / "pretrain.json").read_text())
     assert info["pretext"] == "label" and info["head"] and (root / "pretrain" / "smoke-faces" / "weights.pt").is_file()
     assert "Running stage 'pretrain@smoke-faces'" in out
-    cfg = json.loads((root / "runs" / pr.run_names(params)[0] / "config.json").read_text())
+    cfg = json.loads((root / "runs" / pr.run_name("base", 0, "baseline") / "config.json").read_text())
     assert cfg["weights"] == "pretrain/smoke-faces/weights.pt"
+    # the regime cells start from scratch (no weights) or from the pretraining's lower layers (partial)
+    for config, group in pr.run_configs(params).items():
+        cfg = json.loads((root / "runs" / pr.run_name(config, 0, group) / "config.json").read_text())
+        if cfg.get("keep_up_to"):
+            assert cfg["weights"] == "pretrain/smoke-faces/weights.pt" and cfg["data"] == "data/smoke-stripes"
 
 
 def test_metrics_show_reads_the_one_aggregated_file(smoke_project):
@@ -72,7 +84,7 @@ def test_plots_show_draws_every_runs_curves_and_confusion_matrix(smoke_project, 
     configs = pr.run_configs(params)
     assert set(plots) == {f"{g}/{c}/{k}" for c, g in configs.items() for k in (*CURVES, "confusion")}
     for config, group in configs.items():
-        runs = [f"{group}/{config}/s{seed}" for seed in params["seeds"]]
+        runs = [f"{group}/{config}/s{seed}" for seed in pr.config_seeds(params, config, group)]
         epochs = [len(pd.read_csv(root / "runs" / run / "history.csv")) for run in runs]
         for curve in CURVES:
             (plot,) = plots[f"{group}/{config}/{curve}"]
@@ -135,7 +147,7 @@ def test_queued_experiments_run_in_parallel_workers(smoke_project):
     for n in (1, 2):
         data = exps[f"preview{n}"]["data"]
         assert data["params"]["params.yaml"]["data"]["priors"]["preview"] == n
-        assert data["metrics"]["metrics.json"]["data"]["n_runs"] == 8
+        assert data["metrics"]["metrics.json"]["data"]["n_runs"] == len(pr.run_names(pr.read_params(root / "params.yaml")))
 
 
 def test_a_second_machine_gets_the_runs_from_a_shared_remote(smoke_project, tmp_path):

@@ -245,8 +245,8 @@ def test_report_functions(table):
     assert shown.loc["partial × none", "verdict"] == "no results"
     assert shown.loc["partial × decoy", "faces learned"] == "unknown (no partial × none cell)"
     text = r.regimes_headline(table, levels)
-    assert text.startswith("Regime map (4 cells): PAL helps in scratch × decoy, neutral in scratch × none, hurts in "
-                           "partial × decoy; undecided in pretrained × decoy.")
+    assert text.startswith("Regime map (4 cells): PAL helps in scratch × decoy; it is neutral in scratch × none; it "
+                           "hurts in partial × decoy; undecided in pretrained × decoy.")
     assert "The largest decided effect: scratch × decoy, PAL − baseline = +30.6 points, 95% CI [" in text
     assert text.count("PAL ahead in 5/5 seeds") == 1
     assert "Misled cells where faces are learned: scratch × decoy." in text

@@ -222,9 +222,10 @@ def regimes_headline(table: pd.DataFrame, levels: dict | None = None, project: P
     for (a, b), (_, pal) in have.items():
         verdict = pal.get("verdict") if pal is not None else UNDECIDED
         by[verdict if verdict in by else UNDECIDED].append(cell_name(a, b))
-    text = [f"Regime map ({len(have)} cell{'s' if len(have) != 1 else ''}): PAL helps in {_names(by[HELPS])}, "
-            f"neutral in {_names(by[NEUTRAL])}, hurts in {_names(by[HURTS])}"
-            + (f"; undecided in {_names(by[UNDECIDED])}" if by[UNDECIDED] else "") + "."]
+    said = [f"PAL helps in {_names(by[HELPS])}" if by[HELPS] else "PAL helps nowhere"]
+    said += [f"{verb} {_names(by[key])}" for key, verb in ((NEUTRAL, "it is neutral in"), (HURTS, "it hurts in"),
+                                                          (UNDECIDED, "undecided in")) if by[key]]
+    text = [f"Regime map ({len(have)} cell{'s' if len(have) != 1 else ''}): " + "; ".join(said) + "."]
     best = largest_effect(table)
     text.append("No cell is decided, so there is no largest effect." if best is None else
                 f"The largest decided effect: {cell_name(best['start'], best['shortcut'])}, {comparison_text(best)}, "
