@@ -42,6 +42,7 @@ Each block's output (post-ReLU) is its module's output, so PAL can pick ``stem``
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,6 @@ STAGES: tuple[tuple[str, int, int, bool], ...] = (
 def default_model_path() -> Path:
     """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from the installed ``face_recognition_models``."""
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
             import face_recognition_models
@@ -329,7 +328,8 @@ class DlibFaceNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2)
         cin = 32
         for name, cout, n, down in STAGES:
-            self.add_module(name, nn.Sequential(*[Block(cin if b == 0 else cout, cout, down and b == 0) for b in range(n)]))
+            blocks = [Block(cin if b == 0 else cout, cout, down and b == 0) for b in range(n)]
+            self.add_module(name, nn.Sequential(*blocks))
             cin = cout
         self.fc = nn.Linear(cin, DESCRIPTOR_DIM, bias=False)
 
