@@ -24,40 +24,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, publish  # noqa: E402
+from grid_step import steps  # noqa: E402
 
 SIZE = 48
 
 
 def make_step(batch: int):
-    """A CE+PAL train step of the default configuration on a fixed random batch."""
-    from palbench.config import PalConfig
-    from palbench.models import build_model
-    from palbench.objective import pal_objective
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, SIZE, SIZE, generator=g)
-    y = torch.randint(0, 7, (batch,), generator=g)
-    landmarks = torch.rand(batch, 68, 2, generator=g) * SIZE
-    torch.manual_seed(0)
-    model = build_model("vgg16_bn", width=0.125).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
-    cfg = PalConfig(layer="conv10", method="grad_input", strategy="mean", c1=0.5, pal_weight=1.0, prior_sigma=1.0)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        pal_objective(model, x, y, landmarks, cfg)["loss"].backward()
-        opt.step()
-
-    return step
+    """A CE+PAL train step of the default configuration on a fixed random batch (grid_step.py's step)."""
+    return steps(SIZE, batch)["pal"]
 
 
-def worker(batch: int, steps: int, start, done) -> None:
+def worker(batch: int, n_steps: int, start, done) -> None:
     torch.set_num_threads(1)
     step = make_step(batch)
     step()  # warm-up
     while True:  # until the main process terminates it
         start.wait()
-        for _ in range(steps):
+        for _ in range(n_steps):
             step()
         done.wait()
 
