@@ -538,6 +538,14 @@ def test_layer_and_noise_plots_with_intervals():
     table, seeds = three_seed_table("landmark_noise", [0.0, 2.0, 4.0])
     fig = r.plot_noise(table, 4, seeds, "noise — test")
     assert not text_overlaps(fig) and "σ = 4" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert fig.axes[0].get_xscale() == "linear"
+    plt.close(fig)
+    # the paper's σ 0-5 and far past them (the default protocol): logarithmic past σ = 1, each σ labelled
+    table, seeds = three_seed_table("landmark_noise", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 40.0, 160.0, 640.0])
+    fig = r.plot_noise(table, 4, seeds, "noise — test")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog" and [t.get_text() for t in ax.get_xticklabels()][-2:] == ["160", "640"]
+    assert not text_overlaps(fig)
     plt.close(fig)
 
 

@@ -253,6 +253,9 @@ def test_report_functions(table):
     assert "At chance, so not interpretable: scratch × decoy (baseline at chance)." in text
     assert "No results for partial × none, pretrained × none." in text and "nan" not in text.lower()
     assert "no cell of the same start without a shortcut to say whether faces are learned: partial × decoy, " in text
+    assert "Starts this protocol's map does not run" not in text  # all three starts have a cell
+    no_scratch = r.regimes_headline(table[table["start"] != "scratch"], levels)
+    assert "Starts this protocol's map does not run: scratch (docs/regimes.md" in no_scratch
     assert set(r.regime_summary(table, None)["vs chance"].iloc[:4]) == {"unknown (no test-split counts)"}
     fig = r.plot_regimes(table, "test", levels)
     texts = [t.get_text() for t in fig.axes[0].texts]

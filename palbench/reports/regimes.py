@@ -248,4 +248,8 @@ def regimes_headline(table: pd.DataFrame, levels: dict | None = None, project: P
     absent = absent_cells(table, project)
     if absent:
         text.append(f"No results for {', '.join(absent)}.")
+    unrun = [a for a in STARTS if a not in grid(table, project)[0]]
+    if unrun:
+        text.append(f"Starts this protocol's map does not run: {', '.join(unrun)} (docs/regimes.md says where they "
+                    f"are measured).")
     return " ".join(text)
