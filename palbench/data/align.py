@@ -151,6 +151,29 @@ def crop_face(image: Image.Image, points: np.ndarray | None, crop_size: int = CR
     return warp(to_rgb(image), matrix, crop_size), move_points(points, matrix).astype(np.float32)
 
 
+def crop_file(path: str | os.PathLike, points: np.ndarray | None, crop_size: int = CROP_SIZE,
+              margin: float = MARGIN) -> tuple[Image.Image, np.ndarray]:
+    """:func:`crop_face` of the image file ``path`` as stored (no EXIF rotation: ``points`` are of the stored
+    pixels): what every aligned dataset image is made by, and ``palbench predict``'s crop of a photo."""
+    with Image.open(path) as im:
+        return crop_face(im, points, crop_size, margin)
+
+
+def save_crop(crop: Image.Image, path: Path) -> None:
+    """Store a crop as an aligned dataset does: lossless PNG (the model sees exactly these pixels)."""
+    crop.save(path, format="PNG", compress_level=1)
+
+
+def crop_corners(matrix: np.ndarray, crop_size: int) -> np.ndarray:
+    """The outer corners of the ``crop_size`` square that ``matrix`` (:func:`crop_matrix`) crops, in the source
+    image: float64 ``[4, 2]`` (x, y), the crop's top-left, top-right, bottom-right and bottom-left corners, in
+    pixel-edge coordinates ((0, 0) is the source's top-left corner and (W, H) its bottom-right, as a PIL crop
+    box; the pixel-centre coordinates of :func:`crop_matrix` plus 0.5)."""
+    edges = np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], dtype=np.float64)
+    inverse = np.linalg.inv(np.vstack([np.asarray(matrix, dtype=np.float64), [0, 0, 1]]))[:2]
+    return move_points(edges - 0.5, inverse) + 0.5
+
+
 def align_dataset(
     src: str | os.PathLike | CanonicalDataset,
     out: str | os.PathLike,
@@ -224,11 +247,10 @@ def write_aligned(
     stored = _png_paths(data.samples["path"].tolist())
     moved = np.full((len(data), N_LANDMARKS, 2), np.nan, dtype=np.float32)
     for i in tqdm(np.flatnonzero(keep), desc="align", unit="img", disable=None):
-        with Image.open(data.image_path(int(i))) as im:
-            crop, moved[i] = crop_face(im, landmarks[i] if found[i] else None, crop_size, margin)
+        crop, moved[i] = crop_file(data.image_path(int(i)), landmarks[i] if found[i] else None, crop_size, margin)
         dst = folder / "images" / stored[i]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        crop.save(dst, format="PNG", compress_level=1)
+        save_crop(crop, dst)
     samples = data.samples.assign(path=stored)[keep].reset_index(drop=True)
     if drop_no_face:
         for split in ("train", "test", "val"):
