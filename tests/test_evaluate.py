@@ -68,7 +68,7 @@ def make_run(run, data, seed=0, **overrides):
     cfg = TrainConfig(data=str(data), **{**kw, **overrides})
     torch.manual_seed(seed)
     model = build_model(cfg.arch, width=cfg.width).eval()
-    paths = sorted((data / "images").glob("*.png"))
+    paths = sorted((data / "images").rglob("*.png"))  # aligned photo datasets keep their subfolders
     x = torch.stack([preprocess(p, cfg.size, model.input_normalization) for p in paths])
     with torch.no_grad():
         h = model.classifier[:6](torch.flatten(model.avgpool(model.features(x)), 1))

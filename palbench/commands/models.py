@@ -8,6 +8,7 @@ call the library, print its summary. ``train`` and ``pretrain`` take one flag pe
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from palbench.config.names import ARCHS
@@ -188,28 +189,54 @@ def _print_evaluation(m: dict, split: str, out: str) -> None:
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="expression of image files with a trained run (no landmarks needed)")
+    p = sub.add_parser("predict", help="expression of image files with a trained run (no landmarks needed); a run "
+                                       "trained on aligned photos predicts on each photo's face, cropped the same way")
     p.add_argument("run", help="run folder (best.pt inside)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per image")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list instead of one line per image: path, prediction, class, probabilities, "
+                        "crop (what the model saw: aligned false and box [0, 0, W, H], the whole image; or aligned "
+                        "true, backend, crop_size, margin, corners (the crop square's 4 corners, top-left first, "
+                        "clockwise), box (their bounds [x0, y0, x1, y1]) in the photo's pixel-edge coordinates "
+                        "((0, 0) its top-left corner, as a PIL crop box), angle (the eye line's, degrees, "
+                        "clockwise) and matrix (2x3, photo pixel (x, y, 1) to crop pixel, pixel centres at "
+                        "integers))")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    p.add_argument("--no-align", dest="align", action="store_false",
+                   help="predict on the images as given (default: crop each photo to its face as the run's dataset "
+                        "was, when it was aligned: its meta.json's align record)")
+    p.add_argument("--data", help="the run's dataset folder, whose meta.json says how its images were cropped "
+                                  "(default: the run's config.json data, from the working folder)")
 
     def run(args: argparse.Namespace) -> int:
         import json
 
         from palbench.evaluate import load_run
-        from palbench.inference import predict_images
+        from palbench.inference import predict_images, run_face_crop
 
         model, cfg = load_run(args.run)
-        rows = predict_images(model, cfg, args.images, args.batch_size)
+        crop = run_face_crop(cfg, args.data) if args.align else None
+        rows = predict_images(model, cfg, args.images, args.batch_size, crop=crop)
+        found = [{k: v for k, v in r.items() if k != "error"} for r in rows if r["error"] is None]
         if args.json:
-            print(json.dumps(rows, indent=2))
-        for r in rows if not args.json else []:
+            print(json.dumps(found, indent=2))
+        for r in found if not args.json else []:
             probs = " ".join(f"{c}={v:.4f}" for c, v in r["probabilities"].items())
-            print(f"{r['path']}\t{r['class']}\t{probs}")
-        return 0
+            print(f"{r['path']}\t{r['class']}\t{probs}\t{_crop_text(r['crop'])}")
+        for r in rows:
+            if r["error"] is not None:
+                print(f"palbench: error: {r['path']}: {r['error']}", file=sys.stderr)
+        return 0 if len(found) == len(rows) else 2
 
     p.set_defaults(func=run)
+
+
+def _crop_text(crop: dict) -> str:
+    """``crop=whole``, or ``crop=BACKEND box=x0,y0,x1,y1 angle=A`` (the face crop's bounds in the photo's pixel-edge
+    coordinates, the eye line's angle in degrees)."""
+    if not crop["aligned"]:
+        return "crop=whole"
+    return f"crop={crop['backend']} box={','.join(f'{v:.1f}' for v in crop['box'])} angle={crop['angle']:.1f}"
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
@@ -218,11 +245,14 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", help="output folder")
     p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"],
                    help="formats to write (default: torchscript onnx)")
+    p.add_argument("--data", help="the run's dataset folder, whose meta.json says how its images were cropped "
+                                  "(model.json's input.crop; default: the run's config.json data, from the "
+                                  "working folder)")
 
     def run(args: argparse.Namespace) -> int:
         from palbench.inference import export_model
 
-        info = export_model(args.run, args.out_dir, args.format)
+        info = export_model(args.run, args.out_dir, args.format, args.data)
         print(f"palbench export: {', '.join(info['files'].values())} + model.json -> {args.out_dir}")
         return 0
 
