@@ -34,6 +34,7 @@ speed: $(STAMP)
 	$(BIN)/python benchmarks/speed/train_step.py --arch vgg16
 	$(BIN)/python benchmarks/speed/train_step.py --arch resnet50
 	$(BIN)/python benchmarks/speed/backbones.py
+	$(BIN)/python benchmarks/speed/train_step.py --arch dlib_face_resnet --size 150 --batch 16 --rounds 11 --no-naive --layers layer3.1 layer4.2 layer5.0
 	$(BIN)/python benchmarks/speed/priors.py
 	$(BIN)/python benchmarks/speed/synth.py
 	$(BIN)/python benchmarks/speed/grid_step.py

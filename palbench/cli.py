@@ -34,8 +34,9 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--folder", metavar="LABELS.csv", help="the CSV listing the photos: path,label[,subject][,split]")
     n.add_argument("--images-root", help="where the CSV's paths start (default: the CSV's folder)")
     n.add_argument("--backbone", default="vgg16_bn", metavar="ARCH",
-                   help="any --arch of `palbench train`: vgg16_bn (default), vgg16 and resnet50 come sized (width, "
-                        "size, layer); others train at --width 0.25 (1 without a width knob), 48 px, and need --layer")
+                   help="any --arch of `palbench train`: vgg16_bn (default), vgg16, resnet50 and dlib_face_resnet come "
+                        "sized (width, size, layer); others train at --width 0.25 (1 without a width knob), 48 px, and "
+                        "need --layer")
     n.add_argument("--width", type=float, help="the backbone's channel width multiplier in (0, 1] (default: 0.125 "
                                               "VGG16, 0.25 others with a width knob, else 1)")
     n.add_argument("--size", type=int, help="input size in pixels (default: 48)")

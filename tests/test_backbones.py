@@ -18,7 +18,7 @@ from captum.attr import LayerActivation, LayerGradientXActivation
 from torch import nn
 
 from palbench.attribution import layer_attribution
-from palbench.config import ARCHS, WIDTH_FAMILIES, PalConfig, TrainConfig
+from palbench.config import ARCHS, FACE_ARCHS, TORCHVISION_ARCHS, WIDTH_FAMILIES, PalConfig, TrainConfig
 from palbench.errors import ConfigError, WeightsError
 from palbench.loss import pal_correlation, pal_loss
 from palbench.models import (
@@ -88,21 +88,43 @@ def test_attribution_equals_captum_at_a_middle_layer(arch, width, layer, layout)
     torch.testing.assert_close(logits, model(x), rtol=1e-4, atol=1e-5 if layout == "tokens" else 0)
 
 
+def pal_term_gradients(model: nn.Module, layer: str, size: int, params: list[str] = ()) -> list[torch.Tensor]:
+    """Gradients of the PAL term (Grad×Input, Mean of half) at ``layer`` for one random batch of 4 ``size``-px
+    images, w.r.t. the first convolution's weight (below any middle layer), the parameters ``params`` (names)
+    and the head's weight (above: reached only through ∂Σf/∂f^l), in that order."""
+    x = torch.randn(4, 3, size, size)
+    with capture(model, layer) as cap:
+        logits = model(x)
+    attribution = layer_attribution(logits, cap.features, "grad_input")
+    landmarks = torch.rand(4, 68, 2) * size
+    prior = render_priors(landmarks, size, attribution.shape[-2:], 1.0)
+    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).weight
+    head = model.get_parameter(head_prefix(model) + "weight")
+    weights = [stem, *(model.get_parameter(p) for p in params), head]
+    return list(torch.autograd.grad(pal_loss(attribution, prior, "mean", 0.5), weights))
+
+
 @pytest.mark.parametrize("arch,width,layer,layout", FAMILIES, ids=IDS)
 def test_pal_term_reaches_parameters_below_and_above_the_layer(arch, width, layer, layout):
     # Train mode: batch statistics normalise the maps (a fresh EfficientNet's eval-mode maps are ~1e-5 deep
     # down, and pal_loss masks samples whose attribution is that flat).
-    model = narrow(arch, width, seed=1).train()
-    x = torch.randn(4, 3, SIZE, SIZE)
-    with capture(model, layer) as cap:
-        logits = model(x)
-    attribution = layer_attribution(logits, cap.features, "grad_input")
-    landmarks = torch.rand(4, 68, 2) * SIZE
-    prior = render_priors(landmarks, SIZE, attribution.shape[-2:], 1.0)
-    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).weight  # below any middle layer
-    head = model.get_parameter(head_prefix(model) + "weight")  # above: reached only through ∂Σf/∂f^l
-    g_stem, g_head = torch.autograd.grad(pal_loss(attribution, prior, "mean", 0.5), [stem, head])
+    g_stem, g_head = pal_term_gradients(narrow(arch, width, seed=1).train(), layer, SIZE)
     assert g_stem.abs().sum() > 0 and g_head.abs().sum() > 0
+
+
+def test_pal_term_reaches_dlib_face_resnet_below_and_above_a_middle_block():
+    # dlib's face ResNet has no batch norm (its affine layers are fixed per channel) and takes 103 px or more.
+    torch.manual_seed(1)
+    model = build_model("dlib_face_resnet", size=112).train()
+    grads = pal_term_gradients(model, "layer3.0", 112, ["layer2.3.conv2.weight", "layer4.0.conv1.weight",
+                                                          "layer5.0.conv2.weight"])
+    assert all(g.abs().sum() > 0 for g in grads)  # stem, layer2.3 (below); layer4.0, layer5.0, fc (above)
+    # and one CE+PAL step of the training objective moves the weights on both sides of the layer
+    cfg = PalConfig(layer="layer3.0", method="grad_input", strategy="mean", c1=0.5, pal_weight=1.0, prior_sigma=1.0)
+    out = pal_objective(model, torch.randn(4, 3, 112, 112), torch.randint(0, 7, (4,)), torch.rand(4, 68, 2) * 112, cfg)
+    assert torch.isfinite(out["loss"]) and out["pal"].item() != 0
+    out["loss"].backward()
+    assert model.stem.conv.weight.grad.abs().sum() > 0 and model.layer5[0].conv2.weight.grad.abs().sum() > 0
 
 
 def _faces(n: int = 32, seed: int = 0):
@@ -198,8 +220,9 @@ def test_channels_last_with_as_many_channels_as_positions_is_decided_by_a_second
 
 
 # ------------------------------------------------------------------------------------------ building
-def test_archs_are_torchvisions_classification_builders():
-    assert set(ARCHS) == set(torchvision.models.list_models(module=torchvision.models))
+def test_archs_are_torchvisions_classification_builders_and_the_face_networks():
+    assert set(TORCHVISION_ARCHS) == set(torchvision.models.list_models(module=torchvision.models))
+    assert ARCHS == TORCHVISION_ARCHS + FACE_ARCHS and FACE_ARCHS == ("dlib_face_resnet",)
 
 
 def test_the_registry_holds_every_arch_once():

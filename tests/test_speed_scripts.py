@@ -47,3 +47,18 @@ def test_side_by_side_step_is_the_default_pal_step():
     step = side_by_side.make_step(4)
     step()  # one CE+PAL step of the default configuration at 48 px runs
     assert side_by_side.SIZE == 48
+
+
+def test_dlib_face_resnet_steps_at_a_middle_and_a_late_block():
+    # the Makefile's `speed` times it at 150 px, batch 16, layer3.1 / layer4.2 / layer5.0; here 112 px, batch 2
+    assert train_step.arch_width("dlib_face_resnet", 0.25)[:2] == ("dlib_face_resnet", 1.0)
+    model = build_model("dlib_face_resnet", size=112).train()
+    rows = train_step.layer_rows(model, 112, ["layer3.1", "layer4.2"])
+    assert [row["name"] for _, row in rows] == ["layer3.1", "layer4.2"]
+    middle, late = (row for _, row in rows)
+    assert 1 < late["floor"] < middle["floor"] < 2 and (middle["height"], late["height"]) == (6, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    for step in train_step.make_steps(model, "layer3.1", *train_step.inputs(2, 112)).values():
+        step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))

@@ -3,10 +3,15 @@
     .venv/bin/python benchmarks/speed/train_step.py [--arch vgg16 resnet50 swin_t vit_b_16:0.5 ...]
         [--width 0.25] [--size 112] [--layers late middle conv10 ...] [--no-naive]
 
-``--arch`` takes any torchvision classification builder name (:data:`palbench.config.names.ARCHS`), optionally as
-``NAME:WIDTH``. ``--width`` (or the ``:WIDTH`` suffix) narrows the families that have a width knob
-(:func:`palbench.models.has_width_knob`); any other family (RegNet, DenseNet, ...) is built at width 1 and the
-output says so. ViT builds for one input size: ``--size`` must be a multiple of its patch size.
+``--arch`` takes any torchvision classification builder name or ``dlib_face_resnet``
+(:data:`palbench.config.names.ARCHS`), optionally as ``NAME:WIDTH``. ``--width`` (or the ``:WIDTH`` suffix)
+narrows the families that have a width knob (:func:`palbench.models.has_width_knob`); any other family
+(RegNet, DenseNet, dlib's, ...) is built at width 1 and the output says so. ViT builds for one input size: ``--size`` must be a multiple of its patch size. dlib's face
+ResNet takes 103 px or more; the Makefile's ``speed`` times it at dlib's 150 px chip, batch 16, at a middle
+block (``layer3.1``), the last 4×4 block (``layer4.2``) and the last one (``layer5.0``, 2×2)::
+
+    .venv/bin/python benchmarks/speed/train_step.py --arch dlib_face_resnet --size 150 --batch 16 --rounds 11 \
+        --no-naive --layers layer3.1 layer4.2 layer5.0
 
 ``--layers`` takes catalogue names or module paths (``palbench layers --arch NAME``) and the keywords ``late``
 and ``middle`` (:func:`pick_layers`). Default: every layer of a VGG / ResNet catalogue (the paper's backbones,

@@ -19,8 +19,8 @@ def add_layers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list the PAL layers of a backbone with channels and spatial size")
     p.add_argument("--arch", default="vgg16", choices=ARCHS, metavar="ARCH",
                    help="any torchvision classification model by its builder name: vgg16, resnet50, resnet18, "
-                        "convnext_tiny, efficientnet_b0, mobilenet_v3_large, regnet_y_800mf, vit_b_16, swin_t, ... "
-                        "(default: vgg16)")
+                        "convnext_tiny, efficientnet_b0, mobilenet_v3_large, regnet_y_800mf, vit_b_16, swin_t, ..., "
+                        "or dlib's face ResNet, dlib_face_resnet (default: vgg16)")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
     p.add_argument("--size", type=int, default=224, help="input size in pixels (default: 224)")
     p.add_argument("--paths", action="store_true",

@@ -16,8 +16,11 @@ from palbench.config.files import read_yaml
 from palbench.config.names import (
     AMP_MODES,
     ARCHS,
+    DLIB_WEIGHTS,
+    FACE_ARCHS,
     METHODS,
     STRATEGIES,
+    TORCHVISION_ARCHS,
     WIDTH_FAMILIES,
     check_renamed,
     check_size,
@@ -53,7 +56,8 @@ from palbench.config.protocol import (
 from palbench.config.run import PalConfig, TrainConfig, load_config_file, planned_runs, read_config, result_diff
 
 __all__ = [
-    "AMP_MODES", "ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
+    "AMP_MODES", "ARCHS", "DLIB_WEIGHTS", "FACE_ARCHS", "METHODS", "PRETEXTS", "REPORT_DEFAULTS", "STRATEGIES",
+    "TORCHVISION_ARCHS", "WIDTH_FAMILIES", "PalConfig", "TrainConfig",
     "available_protocols", "check_renamed", "check_reports_section", "check_size", "check_width", "config_name", "constrained_channels",
     "expand_runs", "grid", "landmark_set_path", "load_config_file", "load_protocol", "noise_file", "width_family",
     "parse_run_name", "planned_runs", "read_config", "read_params", "read_yaml", "result_diff", "run_configs", "run_name",

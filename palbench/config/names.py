@@ -28,10 +28,10 @@ from palbench.errors import ConfigError
 METHODS: tuple[str, ...] = ("grad", "grad_input", "gradcam")
 #: Channel strategies of the PAL term (:func:`palbench.loss.pal_loss`).
 STRATEGIES: tuple[str, ...] = ("all", "mean")
-#: Backbones of :func:`palbench.models.build_model`: torchvision's classification builders
-#: (``torchvision.models.list_models(module=torchvision.models)`` of the pinned torchvision, written out so that
-#: configuration stays torch-free; tests/test_backbones.py checks the two agree).
-ARCHS: tuple[str, ...] = (
+#: torchvision's classification builders (``torchvision.models.list_models(module=torchvision.models)`` of the
+#: pinned torchvision, written out so that configuration stays torch-free; tests/test_backbones.py checks the two
+#: agree).
+TORCHVISION_ARCHS: tuple[str, ...] = (
     "alexnet", "convnext_base", "convnext_large", "convnext_small", "convnext_tiny", "densenet121", "densenet161",
     "densenet169", "densenet201", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_l",
@@ -45,6 +45,21 @@ ARCHS: tuple[str, ...] = (
     "swin_v2_b", "swin_v2_s", "swin_v2_t", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
     "vgg19_bn", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32", "wide_resnet101_2", "wide_resnet50_2",
 )  # fmt: skip
+#: Face-recognition networks palbench reads from their authors' files, not torchvision's:
+#: ``dlib_face_resnet``, dlib's face ResNet (``dlib_face_recognition_resnet_model_v1.dat``,
+#: :mod:`palbench.models.dlib_face`), whose own weights are ``weights: dlib`` (:data:`DLIB_WEIGHTS`).
+FACE_ARCHS: tuple[str, ...] = ("dlib_face_resnet",)
+#: Backbones of :func:`palbench.models.build_model`: torchvision's classification builders and the face networks.
+ARCHS: tuple[str, ...] = TORCHVISION_ARCHS + FACE_ARCHS
+#: The ``weights`` value that loads dlib's own file into ``dlib_face_resnet``: the
+#: ``dlib_face_recognition_resnet_model_v1.dat`` of the installed ``face_recognition_models`` package (never
+#: downloaded), as ``imagenet`` loads torchvision's file of a torchvision arch. A ``.dat`` path loads that file.
+DLIB_WEIGHTS = "dlib"
+#: The smallest input side ``dlib_face_resnet`` takes. Its stride-2 convolutions are unpadded (the 7×7 stem's
+#: and each down block's 3×3), so a map of side ``h`` leaves a down block at ``⌊h/2⌋`` and the stem at
+#: ``⌊(s−7)/2⌋+1``: layer5.0's 3×3 convolution needs layer4's map ≥ 3, i.e. ≥ 6 into layer4, ≥ 12 into layer3,
+#: ≥ 24 into layer2, ≥ 49 out of the stem, an image ≥ 103 px (112: layer5.0's map is 1×1; 150, dlib's chip: 2×2).
+DLIB_FACE_MIN_SIZE = 103
 #: Families whose channels ``width`` < 1 can narrow (:func:`palbench.models.build_model`), by builder-name prefix;
 #: others build at width 1 only.
 WIDTH_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -71,10 +86,15 @@ def check_width(arch: str, width: float) -> None:
 
 def check_size(arch: str, size: int) -> None:
     """``size`` (pixels, an integer ≥ 1) fits ``arch``: a ViT cuts the image into patches of the side its
-    torchvision name ends with (``vit_b_32`` → 32), so the size must be a multiple of it. Raises
-    :class:`ConfigError` ``size: ...``; other architectures take any size here (the network says otherwise)."""
+    torchvision name ends with (``vit_b_32`` → 32), so the size must be a multiple of it; ``dlib_face_resnet``
+    takes :data:`DLIB_FACE_MIN_SIZE` px or more. Raises :class:`ConfigError` ``size: ...``; other architectures
+    take any size here (the network says otherwise)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"size: expected an integer >= 1, got {size!r}")
+    if arch == "dlib_face_resnet" and size < DLIB_FACE_MIN_SIZE:
+        raise ConfigError(f"size: dlib_face_resnet takes at least {DLIB_FACE_MIN_SIZE} px (its unpadded stride-2 "
+                          f"convolutions shrink the map below layer5.0's 3×3 kernel); expected 150 (dlib's chip) or "
+                          f"112 (the images are resized to it), got {size}")
     patch = re.fullmatch(r"vit_[a-z]_(\d+)", arch)
     if patch and size % int(patch.group(1)):
         p = int(patch.group(1))

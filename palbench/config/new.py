@@ -41,6 +41,10 @@ BACKBONES: dict[str, dict[str, Any]] = {
     "vgg16_bn": {"width": 0.125, "size": 48, "layer": "conv10"},
     "vgg16": {"width": 0.125, "size": 48, "layer": "conv10"},
     "resnet50": {"width": 0.25, "size": 48, "layer": "layer2.3"},
+    # dlib's face ResNet takes no side under 103 px (DLIB_FACE_MIN_SIZE): the crops' own 112; its last block at
+    # the ~1/8 resolution, like resnet50's layer2.3 (13×13 at 112 px, 17×17 at dlib's 150). The synthetic
+    # pretraining recipe is unmeasured at 112 px: start it from dlib's file (`--weights` the .dat path).
+    "dlib_face_resnet": {"width": 1.0, "size": CROP_SIZE, "layer": "layer2.3"},
 }
 #: Seconds per training image and epoch (forward, PAL backward, one val pass) at width 0.25 and 112 px on a
 #: 2-core CPU (benchmarks/speed/results/train_step_*.md: CE+PAL steps of 14 ms/image for VGG16, 22 for

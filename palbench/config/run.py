@@ -69,7 +69,9 @@ class TrainConfig:
         data: canonical dataset folder.
         landmarks: landmark file ``[N, 68, 2]`` (.npy), or a folder of the priors stage (its set of
             ``landmark_noise``); ``None`` = the dataset's ``landmarks.npy``.
-        arch, width, weights: backbone (see :func:`palbench.models.build_model`).
+        arch, width, weights: backbone (see :func:`palbench.models.build_model`); ``weights``: a ``.pth``/``.pt``
+            state dict, ``imagenet`` (torchvision's file of ``arch``), ``dlib`` (dlib's own file of
+            ``dlib_face_resnet``) or a dlib ``.dat`` path (:func:`palbench.models.load_weights`); ``None``: scratch.
         keep_up_to: the *partial* start: the last layer (catalogue name, e.g. ``conv4``) whose ``weights`` are
             kept; every layer above it and the head start from the seed's initialisation, as from scratch
             (:mod:`palbench.models.partial`). ``None``: every weight is kept.
@@ -126,8 +128,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.pal  # validates method, strategy, c1, pal_weight, prior_sigma
         if self.arch not in ARCHS:
-            raise ConfigError(f"arch: expected a torchvision classification model, one of {', '.join(ARCHS)}; "
-                              f"got {self.arch!r}")
+            raise ConfigError(f"arch: expected a torchvision classification model or a face network, one of "
+                              f"{', '.join(ARCHS)}; got {self.arch!r}")
         check_width(self.arch, self.width)
         if self.keep_up_to is not None:
             if not isinstance(self.keep_up_to, str) or not self.keep_up_to:

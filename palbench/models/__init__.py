@@ -1,12 +1,15 @@
-"""Backbones (every torchvision classification model, narrow CPU variants), the PAL layer catalogue, layer
-capture (any layout, :mod:`palbench.models.tokens`) and weight import. See :mod:`palbench.models.backbones`
-(with the registry of builders, :mod:`~palbench.models.registry`, and the width families' builders,
-:mod:`~palbench.models.narrow`), :mod:`palbench.models.catalogue`, :mod:`palbench.models.layout`,
-:mod:`palbench.models.state` and :mod:`palbench.models.weights`.
+"""Backbones (every torchvision classification model, narrow CPU variants, dlib's face ResNet), the PAL layer
+catalogue, layer capture (any layout, :mod:`palbench.models.tokens`) and weight import. See
+:mod:`palbench.models.backbones` (with the registry of builders, :mod:`~palbench.models.registry`, the width
+families' builders, :mod:`~palbench.models.narrow`, and dlib's network, :mod:`~palbench.models.dlib_face`),
+:mod:`palbench.models.catalogue`, :mod:`palbench.models.layout`, :mod:`palbench.models.state` and
+:mod:`palbench.models.weights`.
 
 A pretrained model is built in two steps: ``model = build_model(arch, num_classes, width)`` (architecture,
-random init), then ``load_weights(model, weights)`` (a ``.pth``/``.pt`` path or ``"imagenet"``).
-Imports run one way: backbones → narrow → registry, backbones → state → layout, backbones → weights → layout.
+random init), then ``load_weights(model, weights)`` (a ``.pth``/``.pt`` path, ``"imagenet"``, or for
+``dlib_face_resnet`` ``"dlib"`` or a dlib ``.dat`` path).
+Imports run one way: backbones → narrow → registry, backbones → state → layout, backbones → weights → layout,
+backbones / weights / catalogue → dlib_face.
 """
 
 from palbench.models.backbones import ARCHS, build_model, has_width_knob, normalize
@@ -22,6 +25,7 @@ from palbench.models.catalogue import (
 from palbench.models.layout import resnet_layout, set_resnet_layout
 from palbench.models.registry import backbone_builder, register_backbone, registered_backbones
 from palbench.models.weights import (
+    DLIB_FACE_NORMALIZATION,
     IMAGENET_NORMALIZATION,
     VGGFACE2_NORMALIZATION,
     VGGFACE_NORMALIZATION,
@@ -33,6 +37,7 @@ from palbench.models.weights import (
 
 __all__ = [
     "ARCHS",
+    "DLIB_FACE_NORMALIZATION",
     "IMAGENET_NORMALIZATION",
     "VGGFACE_NORMALIZATION",
     "VGGFACE2_NORMALIZATION",

@@ -1,16 +1,19 @@
-"""Backbones: every torchvision classification model by its builder name, with K outputs, and narrow CPU
-variants (``width`` < 1) of the families that have a width knob.
+"""Backbones: every torchvision classification model by its builder name, with K outputs, narrow CPU
+variants (``width`` < 1) of the families that have a width knob, and dlib's face ResNet (``dlib_face_resnet``,
+:mod:`palbench.models.dlib_face`: its blocks are named as ResNet's, ``stem``, ``layer1.0`` … ``layer5.0``).
 
 :func:`build_model` looks the name up in the backbone registry (:mod:`palbench.models.registry`): the
 families of :data:`~palbench.config.names.WIDTH_FAMILIES` (VGG, ResNet/ResNeXt/Wide ResNet, ConvNeXt,
 EfficientNet B0–B7, MobileNet V2/V3, ViT, Swin) are built by :mod:`palbench.models.narrow`'s explicit
 builders through torchvision's public constructors, at any width; every other name (RegNet, DenseNet, ...) by
-torchvision's own builder (``torchvision.models.get_model``), at width 1. Module names — and therefore
+torchvision's own builder (``torchvision.models.get_model``), at width 1; ``dlib_face_resnet`` by
+:func:`palbench.models.dlib_face.build_dlib_face_resnet`. Module names — and therefore
 state-dict keys, module paths and the layer catalogue — are torchvision's.
 
 After building: in-place activations are switched off, ``Hardsigmoid`` / ``Hardswish`` (no double backward
 in torch) become the same function composed of ``relu6`` (:class:`HardSigmoid`), and the model carries its
-``input_normalization`` in its state dict (:mod:`palbench.models.state`).
+``input_normalization`` in its state dict (:mod:`palbench.models.state`): ImageNet's, or dlib's for
+``dlib_face_resnet`` (the input its own weights expect).
 
 Input: ``[B, 3, H, W]`` images already normalised with ``model.input_normalization`` (mean/std in units of
 an image scaled to [0, 1]). Output: ``[B, num_classes]`` logits.
@@ -30,11 +33,12 @@ import torchvision.models as tvm
 from torch import nn
 
 import palbench.models.narrow  # noqa: F401 - registers the builders of the families with a width knob
-from palbench.config.names import ARCHS, check_width, width_family
+from palbench.config.names import ARCHS, TORCHVISION_ARCHS, check_width, width_family
 from palbench.errors import ConfigError
+from palbench.models.dlib_face import build_dlib_face_resnet
 from palbench.models.registry import Builder, backbone_builder, register_backbone
 from palbench.models.state import carry_extra_state
-from palbench.models.weights import IMAGENET_NORMALIZATION
+from palbench.models.weights import DLIB_FACE_NORMALIZATION, IMAGENET_NORMALIZATION
 
 __all__ = ["ARCHS", "build_model", "normalize", "has_width_knob"]
 
@@ -86,9 +90,13 @@ def _torchvision_builder(arch: str) -> Builder:
     return build
 
 
-for _arch in ARCHS:
+for _arch in TORCHVISION_ARCHS:
     if width_family(_arch) is None:
         register_backbone(_arch, _torchvision_builder(_arch))
+register_backbone("dlib_face_resnet", build_dlib_face_resnet)
+
+#: The input normalisation of a freshly built network where it is not ImageNet's: the one its own weights expect.
+_NORMALIZATION = {"dlib_face_resnet": DLIB_FACE_NORMALIZATION}
 
 
 def has_width_knob(arch: str) -> bool:
@@ -101,17 +109,19 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, size: int =
 
     Args:
         arch: a torchvision classification builder name (:data:`palbench.config.names.ARCHS`: ``vgg16``,
-            ``resnet50``, ``resnet18``, ``convnext_tiny``, ``efficientnet_b0``, ``vit_b_16``, ``swin_t``, ...).
+            ``resnet50``, ``resnet18``, ``convnext_tiny``, ``efficientnet_b0``, ``vit_b_16``, ``swin_t``, ...) or
+            ``dlib_face_resnet``.
         num_classes: K, size of the output ``[B, K]`` (the head torchvision builds has K outputs).
         width: channel multiplier in (0, 1]; < 1 gives a narrow CPU variant with the same layer structure,
             for the families of :data:`~palbench.config.names.WIDTH_FAMILIES`.
         size: input side in pixels; only ViT depends on it (its position embedding is built for
-            ``size × size`` images, which must be a multiple of its patch size).
+            ``size × size`` images, which must be a multiple of its patch size). ``dlib_face_resnet`` takes
+            any input of at least 103 px.
 
     Returns:
         The torchvision model (``VGG``, ``ResNet``, ``ConvNeXt``, ``VisionTransformer``, ...) with attributes
         ``arch`` and ``input_normalization = {"mean": (r, g, b), "std": (r, g, b)}`` (ImageNet's, for images
-        scaled to [0, 1]). Input ``[B, 3, H, W]``, output ``[B, K]``. Load pretrained weights with
+        scaled to [0, 1]; dlib's for ``dlib_face_resnet``). Input ``[B, 3, H, W]``, output ``[B, K]``. Load pretrained weights with
         :func:`palbench.models.weights.load_weights`.
     """
     builder = backbone_builder(arch)
@@ -123,7 +133,7 @@ def build_model(arch: str, num_classes: int = 7, width: float = 1.0, size: int =
     except (ValueError, AssertionError, TypeError) as e:
         raise ConfigError(f"arch {arch} (width {width:g}, size {size}): torchvision could not build it ({e})") from None
     _differentiable_twice(model)
-    carry_extra_state(model, IMAGENET_NORMALIZATION)
+    carry_extra_state(model, _NORMALIZATION.get(arch, IMAGENET_NORMALIZATION))
     model.arch = arch  # type: ignore[assignment]
     return model
 

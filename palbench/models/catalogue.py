@@ -8,6 +8,9 @@ Names (ordered input → output):
 * ResNet (any torchvision ``ResNet``): ``stem`` (the ReLU after ``conv1``/``bn1``, before the max-pool),
   then for each stage ``layerS.0`` … ``layerS.(n-1)`` (each block's output, post-ReLU) followed by
   ``layerS`` (the stage output — the same tensor as its last block's output).
+* dlib's face ResNet (``dlib_face_resnet``, :class:`~palbench.models.dlib_face.DlibFaceNet`): named as a
+  ResNet, ``stem`` (conv 7×7/2 · affine · ReLU, before the max-pool), then ``layer1.0`` … ``layer1.2``,
+  ``layer1``, ``layer2.0`` … ``layer2.3``, ``layer2``, …, ``layer5.0``, ``layer5``.
 * Any other network (ConvNeXt, EfficientNet, MobileNet, RegNet, ViT, Swin, ...): its blocks, named by their
   module paths, in forward order (:func:`blocks`): every module with a spatial output that is a step of an
   ``nn.Sequential`` / ``nn.ModuleList`` (``features.3.1``, ``encoder.layers.encoder_layer_6``), not itself
@@ -34,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import VGG, ResNet
 
 from palbench.errors import ConfigError
+from palbench.models.dlib_face import CHIP_SIZE, STAGES, DlibFaceNet
 from palbench.models.tokens import from_map, layout_of, record_layout, to_map
 
 __all__ = ["unwrap", "layer_catalogue", "resolve_layer", "capture", "LayerCapture", "describe_layers", "flops_above",
@@ -52,13 +56,26 @@ def _vgg_catalogue(model: VGG) -> dict[str, nn.Module]:
     return layers
 
 
-def _resnet_catalogue(model: ResNet) -> dict[str, nn.Module]:
-    layers: dict[str, nn.Module] = {"stem": model.relu}
-    for s, stage in enumerate((model.layer1, model.layer2, model.layer3, model.layer4), start=1):
+def _residual_catalogue(stem: nn.Module, stages: list[nn.Module]) -> dict[str, nn.Module]:
+    """``stem``, then ``layerS.B`` for each block of stage S (1-based) followed by ``layerS``."""
+    layers: dict[str, nn.Module] = {"stem": stem}
+    for s, stage in enumerate(stages, start=1):
         for b, block in enumerate(stage):
             layers[f"layer{s}.{b}"] = block
         layers[f"layer{s}"] = stage
     return layers
+
+
+def _resnet_catalogue(model: ResNet) -> dict[str, nn.Module]:
+    return _residual_catalogue(model.relu, [model.layer1, model.layer2, model.layer3, model.layer4])
+
+
+def _dlib_catalogue(model: DlibFaceNet) -> dict[str, nn.Module]:
+    return _residual_catalogue(model.stem, [getattr(model, name) for name, *_ in STAGES])
+
+
+#: The networks whose catalogue is named without a probe forward (the paper's names, and ResNet's for dlib's).
+_NAMED = (VGG, ResNet, DlibFaceNet)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -74,15 +91,17 @@ def unwrap(model: nn.Module) -> nn.Module:
 def layer_catalogue(model: nn.Module, size: int | None = None) -> dict[str, nn.Module]:
     """``{name: module}`` of the PAL layers of a model, ordered input → output.
 
-    A torchvision VGG or ResNet gets the paper's names (module doc). Any other network gets its blocks
-    (:func:`blocks`) for a ``[2, 3, size, size]`` input, named by their module paths. Each module's forward
-    output is the layer's map. DDP / DataParallel / ``torch.compile`` wrappers are looked through.
+    A torchvision VGG or ResNet gets the paper's names, dlib's face ResNet the ResNet names (module doc). Any
+    other network gets its blocks (:func:`blocks`) for a ``[2, 3, size, size]`` input, named by their module
+    paths. Each module's forward output is the layer's map. DDP / DataParallel / ``torch.compile`` wrappers are looked through.
     """
     model = unwrap(model)
     if isinstance(model, VGG):
         return _vgg_catalogue(model)
     if isinstance(model, ResNet):
         return _resnet_catalogue(model)
+    if isinstance(model, DlibFaceNet):
+        return _dlib_catalogue(model)
     return blocks(model, size)
 
 
@@ -191,7 +210,7 @@ def resolve_layer(model: nn.Module, name: str, size: int | None = None) -> nn.Mo
     module path whose output is a spatial map ``[B, C, H, W]`` (checked with one ``size``-pixel probe
     forward). Anything else raises a one-line ConfigError listing the valid names."""
     model = unwrap(model)
-    if isinstance(model, (VGG, ResNet)):  # the paper's names (no probe); any other catalogue's are module paths
+    if isinstance(model, _NAMED):  # the paper's names (no probe); any other catalogue's are module paths
         named = layer_catalogue(model)
         if name in named:
             return named[name]
@@ -211,9 +230,9 @@ def resolve_layer(model: nn.Module, name: str, size: int | None = None) -> nn.Mo
 
 def _layer_module(model: nn.Module, name: str) -> nn.Module:
     """:func:`resolve_layer` without its probe forward (every training step enters :func:`capture`): a VGG /
-    ResNet catalogue name or a module path; the capture hook checks that the output is spatial."""
+    ResNet / dlib catalogue name or a module path; the capture hook checks that the output is spatial."""
     inner = unwrap(model)
-    if isinstance(inner, (VGG, ResNet)):
+    if isinstance(inner, _NAMED):
         layers = layer_catalogue(inner)
         if name in layers:
             return layers[name]
@@ -275,9 +294,11 @@ def capture(model: nn.Module, name: str) -> Iterator[LayerCapture]:
 
 def probe_size(model: nn.Module, size: int | None = None) -> int:
     """``size``, or for ``None`` the input size the model was built for (torchvision ViT's ``image_size``: it
-    takes no other) or 64 px."""
+    takes no other; dlib's face ResNet: its 150 px chip, it takes no side under 103) or 64 px."""
     if size is not None:
         return size
+    if isinstance(unwrap(model), DlibFaceNet):
+        return CHIP_SIZE
     own = getattr(unwrap(model), "image_size", None)
     return own if isinstance(own, int) and not isinstance(own, bool) else 64
 
@@ -301,7 +322,7 @@ def _before_pool(model: nn.Module, size: int | None = None) -> set[str]:
             i = index[id(m)]
             if i + 1 < len(seq) and isinstance(seq[i + 1], nn.MaxPool2d):
                 names.add(name)
-    elif isinstance(model, ResNet) and isinstance(model.maxpool, nn.MaxPool2d):
+    elif isinstance(model, (ResNet, DlibFaceNet)) and isinstance(model.maxpool, nn.MaxPool2d):
         names.add("stem")
     return names
 
@@ -327,7 +348,7 @@ def describe_layers(model: nn.Module, size: int, paths: bool = False) -> list[di
         layout = layout_of(shape, m) or "nchw"
         c, h, w = tuple(to_map(torch.empty(shape, device="meta"), layout).shape[1:])
         rows.append({"name": name, "channels": c, "height": h, "width": w})
-    pooled = _before_pool(model, size) if not paths or isinstance(model, (VGG, ResNet)) else set()
+    pooled = _before_pool(model, size) if not paths or isinstance(model, _NAMED) else set()
     if paths:  # a path that is also a catalogue layer precedes a pool when that layer does
         pooled = {p for p, m in layers.items() for n in pooled if m is layer_catalogue(model, size).get(n)}
     for i, row in enumerate(rows):

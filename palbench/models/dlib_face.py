@@ -37,6 +37,13 @@ shortcut is a 2×2/2 average pool of the input, and the sum follows dlib's ``add
 larger of the two shapes in every dimension, each operand zero-padded at the end (extra channels, and the
 extra row/column where the pooled shortcut is larger: 8→3 vs 8→4 in ``layer4.0``, 4→1 vs 4→2 in ``layer5.0``).
 Each block's output (post-ReLU) is its module's output, so PAL can pick ``stem`` or ``layerS.B`` as its layer.
+
+As a palbench backbone (``--arch dlib_face_resnet``, :func:`build_dlib_face_resnet`, registered by
+:mod:`palbench.models.backbones`) the network takes images normalised with its ``input_normalization`` (dlib's
+``(x·255 − mean_rgb)/256`` as a mean/std of [0, 1] images, :data:`palbench.models.weights.DLIB_FACE_NORMALIZATION`),
+and ``fc`` is a K-class head on the pooled 256-d features; ``weights: dlib`` (or the ``.dat`` path) loads
+everything below the head (:func:`load_dlib_weights`). Global mean pooling makes it take any input of at least
+:data:`palbench.config.names.DLIB_FACE_MIN_SIZE` px (the unpadded stride-2 convolutions need that much).
 """
 
 from __future__ import annotations
@@ -51,10 +58,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from palbench.errors import WeightsError
+from palbench.config.names import DLIB_FACE_MIN_SIZE
+from palbench.errors import ConfigError, WeightsError
 
 CHIP_SIZE = 150
 DESCRIPTOR_DIM = 128
+#: Channels of the pooled features (layer5's output), the input of ``fc``.
+FEATURE_DIM = 256
+#: dlib's input mean (RGB, 0–255) as ``dlib_face_recognition_resnet_model_v1.dat`` stores it; dlib divides by 256.
+MEAN_RGB = (122.782, 117.001, 104.298)
+INPUT_SCALE = 256.0
 
 # (stage name, channels, number of blocks, first block is a down block), input → output: anet_type's
 # alevel4 (3 × ares<32>), alevel3, alevel2, alevel1, alevel0.
@@ -314,16 +327,28 @@ class Stem(nn.Sequential):
 
 
 class DlibFaceNet(nn.Module):
-    """dlib's face-recognition ResNet: ``[B, 3, 150, 150]`` RGB 0–255 → ``[B, 128]`` descriptors.
+    """dlib's face-recognition ResNet, as dlib's descriptor network or as a K-class palbench backbone.
+
+    ``num_classes=None`` (dlib's network, :func:`load_dlib_face_net`): ``[B, 3, H, W]`` RGB 0–255 →
+    ``[B, 128]`` descriptors; the input normalisation is the buffer ``mean`` and the scale 1/256, and ``fc`` is
+    dlib's 256 → 128 projection without bias.
+
+    ``num_classes=K`` (the backbone, :func:`build_dlib_face_resnet`): ``[B, 3, H, W]`` images already
+    normalised (``model.input_normalization``) → ``[B, K]`` logits; ``fc`` is a K-class linear head with bias
+    on the pooled 256-d features. The head sits on those features rather than on the 128-d descriptor: dlib
+    trained the descriptor (a metric loss over identities) to be the same for every picture of a person,
+    expression included, so the projection discards what an expression head needs; the 256 pooled channels are
+    the last representation before it, and a head there is where torchvision's ResNet puts its ``fc``.
 
     Modules: ``stem``, ``maxpool``, ``layer1`` … ``layer5`` (``nn.Sequential`` of :class:`Block`, named
-    ``layerS.B``), ``fc`` (no bias). The input normalisation is the buffer ``mean`` and the scale 1/256.
-    Shapes per stage are in the module docstring. Build it with :func:`load_dlib_face_net`.
+    ``layerS.B``), ``fc``. Shapes per stage are in the module docstring (150 px; any side ≥ 103 px works).
     """
 
-    def __init__(self):
+    def __init__(self, num_classes: int | None = None):
         super().__init__()
-        self.register_buffer("mean", torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1))
+        self.pixel_input = num_classes is None
+        if self.pixel_input:
+            self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1))
         self.stem = Stem()
         self.maxpool = nn.MaxPool2d(3, 2)
         cin = 32
@@ -331,14 +356,23 @@ class DlibFaceNet(nn.Module):
             blocks = [Block(cin if b == 0 else cout, cout, down and b == 0) for b in range(n)]
             self.add_module(name, nn.Sequential(*blocks))
             cin = cout
-        self.fc = nn.Linear(cin, DESCRIPTOR_DIM, bias=False)
+        self.fc = nn.Linear(cin, DESCRIPTOR_DIM, bias=False) if self.pixel_input else nn.Linear(cin, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / 256.0
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised ``[B, 3, H, W]`` → the pooled ``[B, 256]`` features (layer5's map averaged over space).
+        An input side under :data:`~palbench.config.names.DLIB_FACE_MIN_SIZE` raises a one-line ConfigError."""
+        if min(x.shape[-2:]) < DLIB_FACE_MIN_SIZE:
+            raise ConfigError(f"dlib_face_resnet: a {x.shape[-2]}×{x.shape[-1]} input is too small; the network "
+                              f"takes at least {DLIB_FACE_MIN_SIZE}×{DLIB_FACE_MIN_SIZE} px (150: dlib's chip)")
         x = self.maxpool(self.stem(x))
         for name, *_ in STAGES:
             x = getattr(self, name)(x)
-        return self.fc(x.mean(dim=(2, 3)))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pixel_input:
+            x = (x - self.mean) / INPUT_SCALE
+        return self.fc(self.features(x))
 
 
 def _load(net: DlibNet, model: DlibFaceNet, path: Path) -> None:
@@ -386,7 +420,8 @@ def _load(net: DlibNet, model: DlibFaceNet, path: Path) -> None:
     def skip() -> None:
         next(layers)
 
-    model.mean.copy_(torch.tensor(net.mean_rgb).view(1, 3, 1, 1))
+    if model.pixel_input:
+        model.mean.copy_(torch.tensor(net.mean_rgb).view(1, 3, 1, 1))
     conv(model.stem.conv), affine(model.stem.bn), skip(), pool("max_pool", 3, 2)
     for name, *_ in STAGES:
         for block in getattr(model, name):
@@ -397,12 +432,35 @@ def _load(net: DlibNet, model: DlibFaceNet, path: Path) -> None:
     pool("avg_pool", 0, 1)  # avg_pool_everything
     fc = next(layers)
     f = fc.fields
-    if (f["num_inputs"], f["num_outputs"], f["bias_mode"]) != (model.fc.in_features, DESCRIPTOR_DIM, 1):
-        raise fail(f"fc {f}, expected {model.fc.in_features} → {DESCRIPTOR_DIM} without bias")
-    if fc.params.size != model.fc.weight.numel():
+    if (f["num_inputs"], f["num_outputs"], f["bias_mode"]) != (FEATURE_DIM, DESCRIPTOR_DIM, 1):
+        raise fail(f"fc {f}, expected {FEATURE_DIM} → {DESCRIPTOR_DIM} without bias")
+    if fc.params.size != FEATURE_DIM * DESCRIPTOR_DIM:
         raise fail(f"fc has {fc.params.size} parameters")
-    # dlib's fc computes x · W with W [num_inputs, num_outputs]; torch's Linear stores W^T.
-    model.fc.weight.data.copy_(torch.from_numpy(fc.params.reshape(f["num_inputs"], f["num_outputs"]).T.copy()))
+    if model.pixel_input:  # the backbone's fc is its own K-class head: it keeps its initialisation
+        # dlib's fc computes x · W with W [num_inputs, num_outputs]; torch's Linear stores W^T.
+        model.fc.weight.data.copy_(torch.from_numpy(fc.params.reshape(f["num_inputs"], f["num_outputs"]).T.copy()))
+
+
+def load_dlib_weights(model: DlibFaceNet, path: str | Path | None = None) -> DlibNet:
+    """Copy the weights of dlib's ``.dat`` (default: face_recognition_models' copy) into ``model`` in place:
+    every layer, and ``fc`` only for dlib's descriptor network (a backbone's K-class head keeps its
+    initialisation). Returns the file's contents (its ``mean_rgb`` is the input mean the weights expect).
+
+    Raises :class:`~palbench.errors.WeightsError` (one line naming the file) when the file is missing,
+    truncated, corrupt or another network.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    net = read_dlib_net(path)
+    with torch.no_grad():
+        _load(net, model, path)
+    return net
+
+
+def build_dlib_face_resnet(*, num_classes: int, width: float, size: int) -> DlibFaceNet:
+    """The registry's builder of ``dlib_face_resnet`` (:mod:`palbench.models.registry`): :class:`DlibFaceNet`
+    with a K-class head, randomly initialised (torch's default initialisation of each layer); ``width`` is 1
+    (no width knob) and ``size`` unused (the network takes any side of at least 103 px)."""
+    return DlibFaceNet(num_classes)
 
 
 def load_dlib_face_net(path: str | Path | None = None) -> DlibFaceNet:
@@ -411,9 +469,6 @@ def load_dlib_face_net(path: str | Path | None = None) -> DlibFaceNet:
     Raises :class:`~palbench.errors.WeightsError` (one line naming the file) when the file is missing,
     truncated, corrupt or another network.
     """
-    path = Path(path) if path is not None else default_model_path()
-    net = read_dlib_net(path)
     model = DlibFaceNet()
-    with torch.no_grad():
-        _load(net, model, path)
+    load_dlib_weights(model, path)
     return model.eval()

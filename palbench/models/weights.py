@@ -1,6 +1,6 @@
 """Weight sources: palbench / torchvision state dicts (any backbone of :func:`palbench.models.build_model`),
-the VGG-Face and VGGFace2 MatConvNet→PyTorch ports, and the input normalisation each was trained with
-(:data:`IMAGENET_NORMALIZATION`, ...).
+the VGG-Face and VGGFace2 MatConvNet→PyTorch ports, dlib's face ResNet file, and the input normalisation each
+was trained with (:data:`IMAGENET_NORMALIZATION`, ...).
 
 Formats, detected from the keys of the loaded state dict (``torch.load(..., weights_only=True)``):
 
@@ -23,9 +23,16 @@ Formats, detected from the keys of the loaded state dict (``torch.load(..., weig
                     Caffe layout (stride on the 1×1 reduce conv, ceil-mode unpadded max-pool), see
                     :func:`palbench.models.layout.set_resnet_layout`.
 
+(e) ``dlib``        dlib's ``dlib_face_recognition_resnet_model_v1.dat`` (dlib's own serialisation, not a state
+                    dict; read by :func:`palbench.models.dlib_face.load_dlib_weights`): every layer of
+                    ``dlib_face_resnet`` but its K-class head; its 128-d descriptor projection is dropped.
+                    Chosen by the token ``"dlib"`` (:data:`~palbench.config.names.DLIB_WEIGHTS`: the file of the
+                    installed ``face_recognition_models`` package) or a path ending in ``.dat``.
+
 ``"imagenet"`` reads torchvision's ImageNet file of the model's ``arch`` from ``torch.hub.get_dir()/checkpoints/``
 (IMAGENET1K_V1 for the paper's three backbones, torchvision's default weights for the others) and never
-downloads. Any missing, unexpected or mis-shaped key raises :class:`~palbench.errors.WeightsError`.
+downloads; ``"dlib"`` never downloads either. Any missing, unexpected or mis-shaped key raises
+:class:`~palbench.errors.WeightsError`.
 
 Build the architecture first (:func:`palbench.models.backbones.build_model`), then
 ``load_weights(model, weights)``. This module does not import the backbones.
@@ -42,11 +49,14 @@ from torch import nn
 from torchvision.models import VGG, ResNet, VisionTransformer, get_model_weights
 from torchvision.models.vision_transformer import interpolate_embeddings
 
+from palbench.config.names import DLIB_WEIGHTS
 from palbench.errors import ConfigError, WeightsError
+from palbench.models.dlib_face import INPUT_SCALE, MEAN_RGB, DlibFaceNet, default_model_path, load_dlib_weights
 from palbench.models.layout import set_resnet_layout
 from palbench.models.state import EXTRA_STATE as _EXTRA
 
 __all__ = [
+    "DLIB_FACE_NORMALIZATION",
     "IMAGENET_NORMALIZATION",
     "IMAGENET_URLS",
     "VGGFACE2_NORMALIZATION",
@@ -59,10 +69,10 @@ __all__ = [
 ]
 
 
-def _caffe_norm(mean_255: tuple[float, float, float]) -> dict[str, tuple[float, float, float]]:
-    # The MatConvNet/Caffe ports expect RGB in 0–255 minus a per-channel mean, no division:
-    # x_255 - m = (x_01 - m/255) / (1/255).
-    return {"mean": tuple(m / 255.0 for m in mean_255), "std": (1 / 255.0,) * 3}  # type: ignore[return-value]
+def _caffe_norm(mean_255: tuple[float, float, float], scale: float = 1.0) -> dict[str, tuple[float, float, float]]:
+    # The MatConvNet/Caffe ports expect RGB in 0–255 minus a per-channel mean, no division (scale 1); dlib
+    # divides that by 256: (x_255 - m) / scale = (x_01 - m/255) / (scale/255).
+    return {"mean": tuple(m / 255.0 for m in mean_255), "std": (scale / 255.0,) * 3}  # type: ignore[return-value]
 
 
 #: torchvision's ImageNet statistics (RGB, image in [0, 1]); also the default of a randomly initialised model.
@@ -74,6 +84,9 @@ IMAGENET_NORMALIZATION: dict[str, tuple[float, float, float]] = {
 VGGFACE_NORMALIZATION = _caffe_norm((129.186279296875, 104.76238250732422, 93.59396362304688))
 #: ``resnet50_{ft,scratch}_dag.pth`` meta: mean [131.0912, 103.8827, 91.4953] (RGB, 0–255), std 1.
 VGGFACE2_NORMALIZATION = _caffe_norm((131.0912, 103.8827, 91.4953))
+#: ``dlib_face_recognition_resnet_model_v1.dat``'s input layer: (RGB 0–255 − mean_rgb) / 256, mean_rgb
+#: (122.782, 117.001, 104.298); also the normalisation of a freshly built ``dlib_face_resnet``.
+DLIB_FACE_NORMALIZATION = _caffe_norm(MEAN_RGB, INPUT_SCALE)
 
 #: torchvision's IMAGENET1K_V1 URLs (the classic weights; the basename is the torch hub cache file name).
 IMAGENET_URLS: dict[str, str] = {
@@ -258,12 +271,20 @@ def _fit_position_embedding(model: nn.Module, sd: Mapping[str, object]) -> Mappi
 
 
 def _weights_file(model: nn.Module, weights: str | os.PathLike[str]) -> Path:
-    """The existing file ``weights`` names: the path itself, or for ``"imagenet"`` the hub cache file of
-    ``model.arch``; a missing one raises a one-line :class:`WeightsError`."""
+    """The existing file ``weights`` names: the path itself, for ``"imagenet"`` the hub cache file of
+    ``model.arch``, for ``"dlib"`` the installed ``face_recognition_models`` file; a missing one raises a
+    one-line :class:`WeightsError`."""
+    if str(weights) == DLIB_WEIGHTS:
+        path = default_model_path()  # WeightsError when face_recognition_models is not installed
+        if not path.is_file():
+            raise WeightsError(f"weights 'dlib': {path} not found (the face_recognition_models package lacks its "
+                               "dlib_face_recognition_resnet_model_v1.dat; reinstall it, or pass the .dat path)")
+        return path
     if str(weights) != "imagenet":
         path = Path(weights)
         if not path.is_file():
-            raise WeightsError(f"{weights}: weights file not found (expected a .pth/.pt state dict or 'imagenet')")
+            raise WeightsError(f"{weights}: weights file not found (expected a .pth/.pt state dict, a dlib .dat, "
+                               "'imagenet' or 'dlib')")
         return path
     arch = getattr(model, "arch", None)
     if not isinstance(arch, str):
@@ -277,22 +298,36 @@ def _weights_file(model: nn.Module, weights: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _load_dlib(model: nn.Module, path: Path) -> None:
+    """Format (e): dlib's ``.dat`` into a ``dlib_face_resnet`` (head kept), with the file's input normalisation."""
+    if not isinstance(model, DlibFaceNet) or model.pixel_input:
+        raise WeightsError(f"{path}: dlib's face-recognition ResNet weights fit --arch dlib_face_resnet, not "
+                           f"{getattr(model, 'arch', type(model).__name__)}")
+    net = load_dlib_weights(model, path)
+    model.input_normalization = _caffe_norm(net.mean_rgb, INPUT_SCALE)
+
+
 def load_weights(model: nn.Module, weights: str | os.PathLike[str]) -> str:
     """Load ``weights`` into ``model`` (from :func:`~palbench.models.backbones.build_model`) in place.
 
     Args:
         model: a model of :func:`~palbench.models.backbones.build_model`; ``model.arch`` names it for
             ``"imagenet"``.
-        weights: a ``.pth``/``.pt`` path (format detected from its keys, see the module docstring) or
-            ``"imagenet"`` (torchvision's ImageNet weights from the torch hub cache only — never downloaded).
+        weights: a ``.pth``/``.pt`` path (format detected from its keys, see the module docstring),
+            ``"imagenet"`` (torchvision's ImageNet weights from the torch hub cache only — never downloaded),
+            or for ``dlib_face_resnet`` ``"dlib"`` (the installed face_recognition_models file) or a ``.dat`` path.
 
     Returns:
-        The detected format: ``"palbench"``, ``"backbone"``, ``"torchvision"``, ``"vgg_face"`` or ``"vggface2"``.
+        The detected format: ``"palbench"``, ``"backbone"``, ``"torchvision"``, ``"vgg_face"``, ``"vggface2"``
+        or ``"dlib"``.
 
     Side effects: sets ``model.input_normalization`` to the statistics the weights were trained with and,
     for the VGGFace2 ResNet, switches the model to the Caffe layout.
     """
     path = _weights_file(model, weights)
+    if str(weights) == DLIB_WEIGHTS or path.suffix == ".dat":
+        _load_dlib(model, path)
+        return "dlib"
     sd = _read_state_dict(path)
     fmt = detect_format(sd, model)
     if fmt == "vgg_face":
