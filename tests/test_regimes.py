@@ -368,3 +368,17 @@ def test_notebook_renders_the_map(project_root):
 
     reading = headline(project_root / "regimes.ipynb")
     assert "PAL helps in scratch × decoy" in reading and "nan" not in reading.lower()
+
+
+def test_doc_tables_script_prints_the_map_from_regimes_csv(project_root, tmp_path):
+    """benchmarks/doc_tables.py: the README's map table, one row per cell with its verdict, from results/."""
+    script = REPO / "benchmarks" / "doc_tables.py"
+    res = subprocess.run([sys.executable, str(script), str(project_root / "results")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines()
+            if line.startswith("| ") and " × " in line.split("|")[1] and "start × shortcut" not in line]
+    written = pd.read_csv(project_root / "results" / "regimes.csv")
+    assert len(rows) == written["study"].nunique()
+    assert any(row.startswith("| **scratch × decoy** |") and "| **helps** |" in row for row in rows)
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "regimes.csv: not found" in missing.stderr
