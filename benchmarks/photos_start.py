@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--backbone", default="vgg16_bn", choices=list(BACKBONES))
     ap.add_argument("--dlib-epochs", type=int, default=None, help="epochs of the dlib start (default: --epochs)")
-    ap.add_argument("--dlib-lr", type=float, default=1e-4, help="lr of the dlib start (a fine-tune of real-face weights)")
+    ap.add_argument("--dlib-lr", type=float, default=2e-4, help="lr of the dlib start (protocol new's for given weights)")
     ap.add_argument("--no-rendered", action="store_true", help="skip the synth-faces-as-rendered start")
     args = ap.parse_args()
     args.dlib_epochs = args.dlib_epochs or args.epochs

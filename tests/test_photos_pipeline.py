@@ -126,6 +126,23 @@ def test_protocol_new_defaults_to_the_synthetic_faces_pretraining(tmp_path):
     assert list(proto["studies"]) == ["comparison"] and proto["priors"]["landmark_noise"] == [0]
 
 
+def test_protocol_new_starts_dlib_face_resnet_from_dlibs_own_file(tmp_path, capsys, monkeypatch):
+    """`--backbone dlib_face_resnet`: the installed dlib file is the start (no synthetic pretraining entry), at the
+    crops' 112 px; `palbench protocol NAME` validates it."""
+    from palbench.config.names import dlib_model_file
+
+    monkeypatch.chdir(tmp_path)
+    make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
+    csv = tmp_path / "external" / "p" / "labels.csv"
+    proto, header = new_protocol("p", csv, backbone="dlib_face_resnet", root=tmp_path)
+    train = proto["train"]
+    assert train["weights"] == str(dlib_model_file()) and "pretraining" not in proto
+    assert (train["arch"], train["size"], train["layer"]) == ("dlib_face_resnet", 112, "layer2.3")
+    assert f"Starting point: {dlib_model_file()}." in header
+    assert main(["protocol", "new", "p", "--folder", "external/p/labels.csv", "--backbone", "dlib_face_resnet"]) == 0
+    assert main(["protocol", "p", "--params", str(tmp_path / "params.yaml")]) == 0, capsys.readouterr().err
+
+
 #: A bad --backbone / --width / --size / --layer and the words its one line must hold.
 BAD_BACKBONES = {
     "unknown backbone": (["--backbone", "vgg17"], "--backbone 'vgg17': expected a torchvision classification model"),

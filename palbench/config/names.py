@@ -55,6 +55,22 @@ ARCHS: tuple[str, ...] = TORCHVISION_ARCHS + FACE_ARCHS
 #: ``dlib_face_recognition_resnet_model_v1.dat`` of the installed ``face_recognition_models`` package (never
 #: downloaded), as ``imagenet`` loads torchvision's file of a torchvision arch. A ``.dat`` path loads that file.
 DLIB_WEIGHTS = "dlib"
+
+
+def dlib_model_file() -> Path:
+    """The installed ``dlib_face_recognition_resnet_model_v1.dat`` (package ``face_recognition_models``, torch-free);
+    :class:`ConfigError` when the package is missing."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
+            import face_recognition_models
+    except ImportError:
+        raise ConfigError("dlib face model: the face_recognition_models package is not installed; "
+                          "pass the .dat path explicitly") from None
+    return Path(face_recognition_models.face_recognition_model_location())
+
 #: The smallest input side ``dlib_face_resnet`` takes. Its stride-2 convolutions are unpadded (the 7×7 stem's
 #: and each down block's 3×3), so a map of side ``h`` leaves a down block at ``⌊h/2⌋`` and the stem at
 #: ``⌊(s−7)/2⌋+1``: layer5.0's 3×3 convolution needs layer4's map ≥ 3, i.e. ≥ 6 into layer4, ≥ 12 into layer3,

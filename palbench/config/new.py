@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from palbench.config.names import ARCHS, CROP_SIZE, MARGIN, check_size, check_width, width_family
+from palbench.config.names import ARCHS, CROP_SIZE, FACE_ARCHS, MARGIN, check_size, check_width, dlib_model_file, width_family
 from palbench.config.protocol import NAME_PATTERN, expand_runs, validate_protocol
 from palbench.errors import ConfigError, DataError
 
@@ -42,8 +42,8 @@ BACKBONES: dict[str, dict[str, Any]] = {
     "vgg16": {"width": 0.125, "size": 48, "layer": "conv10"},
     "resnet50": {"width": 0.25, "size": 48, "layer": "layer2.3"},
     # dlib's face ResNet takes no side under 103 px (DLIB_FACE_MIN_SIZE): the crops' own 112; its last block at
-    # the ~1/8 resolution, like resnet50's layer2.3 (13×13 at 112 px, 17×17 at dlib's 150). The synthetic
-    # pretraining recipe is unmeasured at 112 px: start it from dlib's file (`--weights` the .dat path).
+    # the ~1/8 resolution, like resnet50's layer2.3 (13×13 at 112 px, 17×17 at dlib's 150). It starts from dlib's
+    # own file (trained on ~3M real faces), not from a synthetic pretraining (benchmarks/calibration/photos_start.md).
     "dlib_face_resnet": {"width": 1.0, "size": CROP_SIZE, "layer": "layer2.3"},
 }
 #: Seconds per training image and epoch (forward, PAL backward, one val pass) at width 0.25 and 112 px on a
@@ -200,7 +200,8 @@ def new_protocol(
         backbone: any builder name of ``ARCHS`` (``vgg16_bn``, ``resnet50``, ``convnext_tiny``, ...).
         width, size, layer: the backbone's settings (:func:`backbone_settings`); default: :data:`BACKBONES`'
             for its three, else width ×0.25 (×1 without a width knob) at 48 px, and ``layer`` is required.
-        weights: a state dict to start from; default: the synthetic-faces pretraining.
+        weights: a state dict to start from; default: the synthetic-faces pretraining (dlib_face_resnet: dlib's own
+            installed file).
         studies: names from :data:`STUDIES` (default: comparison).
         seeds: default ``[0, 1, 2]``.
         budget_minutes: CPU minutes the training stages may take (sets the epochs).
@@ -213,6 +214,8 @@ def new_protocol(
     if not NAME_PATTERN.fullmatch(name) or name == "new":
         raise ConfigError(f"protocol name {name!r}: expected letters, digits, '-' or '_' (and not 'new')")
     spec = backbone_settings(backbone, width, size, layer)
+    if weights is None and backbone in FACE_ARCHS:  # its authors' weights: the installed file, never downloaded
+        weights = str(dlib_model_file())
     studies = studies or ["comparison"]
     unknown = [s for s in studies if s not in STUDIES]
     if unknown:

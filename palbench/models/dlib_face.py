@@ -49,7 +49,6 @@ everything below the head (:func:`load_dlib_weights`). Global mean pooling makes
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from palbench.config.names import DLIB_FACE_MIN_SIZE
+from palbench.config.names import DLIB_FACE_MIN_SIZE, dlib_model_file
 from palbench.errors import ConfigError, WeightsError
 
 CHIP_SIZE = 150
@@ -83,14 +82,9 @@ STAGES: tuple[tuple[str, int, int, bool], ...] = (
 def default_model_path() -> Path:
     """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from the installed ``face_recognition_models``."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
-            import face_recognition_models
-    except ImportError:
-        raise WeightsError(
-            "dlib face model: the face_recognition_models package is not installed; pass the .dat path explicitly"
-        ) from None
-    return Path(face_recognition_models.face_recognition_model_location())
+        return dlib_model_file()
+    except ConfigError as e:
+        raise WeightsError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
