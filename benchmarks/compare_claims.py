@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from palbench.config import read_params
+from palbench.config.protocol import study_seeds
 from palbench.io import write_text
 from palbench.regimes import cell_name, decision, pal_ahead
 from palbench.results import paired_comparison
@@ -57,12 +59,15 @@ def _verdict(row: pd.Series | dict) -> str:
 def regime_comparison(runs: list[Path], labels: list[str]) -> tuple[str, list[str], pd.DataFrame]:
     """The map's cells in both runs and pooled: markdown, the cells whose verdicts differ, and the table."""
     cells = [_cells(r) for r in runs]
-    per_seed = pd.concat([pd.read_csv(r / "results" / "runs.csv") for r in runs])
+    params = [read_params(r / "params.yaml") for r in runs]
+    tables = [pd.read_csv(r / "results" / "runs.csv") for r in runs]
     rows, sensitive, records = [], [], []
     for study, (base, pal, row_a) in cells[0].items():
         if study not in cells[1]:
             continue
         row_b = cells[1][study][2]
+        # each run's seeds of this cell (a configuration may have more, for another study)
+        per_seed = pd.concat([t[t["seed"].isin(study_seeds(p, study))] for t, p in zip(tables, params)])
         acc = {c: {int(s): float(v) for s, v in per_seed[per_seed["config"] == c].drop_duplicates("seed")
                    [["seed", "test_accuracy"]].itertuples(index=False)} for c in (base, pal)}
         pooled = paired_comparison(acc[pal], acc[base])

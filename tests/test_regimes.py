@@ -382,3 +382,21 @@ def test_doc_tables_script_prints_the_map_from_regimes_csv(project_root, tmp_pat
     assert any(row.startswith("| **scratch × decoy** |") and "| **helps** |" in row for row in rows)
     missing = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True)
     assert missing.returncode == 1 and "regimes.csv: not found" in missing.stderr
+
+
+def test_compare_claims_pools_two_runs_of_the_map(project_root):
+    """benchmarks/compare_claims.py's regime part: each run's verdict per cell, and the pooled seeds' verdict by the
+    map's own rule; a run beside itself is never seed-sensitive and pools to its own seeds."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from compare_claims import regime_comparison
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    text, sensitive, table = regime_comparison([project_root, project_root], ["A", "B"])
+    written = pd.read_csv(project_root / "results" / "regimes.csv")
+    pal = written[written["baseline"].astype(str) != "True"].set_index("study")
+    assert sensitive == [] and "Seed-sensitive cells: none." in text
+    assert set(table["study"]) == set(pal.index)
+    for _, row in table.iterrows():
+        assert row["A"] == row["B"] == row["pooled"] == g.decision(pal.loc[row["study"]])["verdict"]
+        assert row["pooled_diff"] == pytest.approx(float(pal.loc[row["study"], "diff"]))
