@@ -60,31 +60,44 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--backbone", default="vgg16_bn", choices=list(BACKBONES))
     ap.add_argument("--dlib-epochs", type=int, default=None, help="epochs of the dlib start (default: --epochs)")
-    ap.add_argument("--dlib-lr", type=float, default=2e-4, help="lr of the dlib start (protocol new's for given weights)")
+    ap.add_argument("--dlib-lr", type=float, default=None, help="lr of the dlib start (default: protocol new's, "
+                    "BACKBONES['dlib_face_resnet']['lr'])")
+    ap.add_argument("--reuse", action="store_true", help="keep what --work already holds (photos, dataset, priors, "
+                    "pretrainings, runs with test metrics); delete a run's folder to retrain it")
     ap.add_argument("--no-rendered", action="store_true", help="skip the synth-faces-as-rendered start")
     args = ap.parse_args()
     args.dlib_epochs = args.dlib_epochs or args.epochs
+    args.dlib_lr = args.dlib_lr or BACKBONES["dlib_face_resnet"]["lr"]
     spec = BACKBONES[args.backbone]
     work = args.work
     t0 = time.perf_counter()
-    table = make_photo_folder(work / "photos", subjects=args.subjects, seed=5)
+
+    def made(path: Path) -> bool:  # --reuse: a step whose output exists is not run again
+        return args.reuse and path.exists()
+
+    labels = work / "photos" / "labels.csv"
+    n_photos = (sum(1 for _ in labels.open()) - 1 if made(labels) else
+                len(make_photo_folder(work / "photos", subjects=args.subjects, seed=5)))
     data = work / "data"
-    palbench("import", "folder", work / "photos" / "labels.csv", data, "--align", "dlib", "--seed", 0)
-    palbench("landmarks", data, "--backend", "file", "--out", work / "landmarks")
-    palbench("priors", data, work / "priors", "--landmarks", work / "landmarks" / "landmarks.npy",
-             "--landmark-noise", 0)
+    if not made(data / "meta.json"):
+        palbench("import", "folder", labels, data, "--align", "dlib", "--seed", 0)
+    if not made(work / "priors"):
+        palbench("landmarks", data, "--backend", "file", "--out", work / "landmarks")
+        palbench("priors", data, work / "priors", "--landmarks", work / "landmarks" / "landmarks.npy",
+                 "--landmark-noise", 0)
     pre = SYNTH_PRETRAINING
     pre_train = flags({"arch": args.backbone, "width": spec["width"], "size": spec["size"], **pre["train"]})
     # The faces as the built-in benchmark renders them (whole head, background), at the training size ...
-    if not args.no_rendered:
+    if not args.no_rendered and not made(work / "pretrain" / "weights.pt"):
         palbench("synth", work / "faces", *flags({**pre["args"], "size": spec["size"], "align": False}))
         palbench("pretrain", work / "pretrain", "--data", work / "faces", "--labels", pre["labels"], "--force",
                  *pre_train)
     # ... and framed as the photos are (the protocol's default): rendered at 128 px, cropped by the photos'
     # alignment from their exact landmarks (`synth --align`).
-    palbench("synth", work / "faces_aligned", *flags(pre["args"]))
-    palbench("pretrain", work / "pretrain_aligned", "--data", work / "faces_aligned", "--labels", pre["labels"],
-             "--force", *pre_train)
+    if not made(work / "pretrain_aligned" / "weights.pt"):
+        palbench("synth", work / "faces_aligned", *flags(pre["args"]))
+        palbench("pretrain", work / "pretrain_aligned", "--data", work / "faces_aligned", "--labels", pre["labels"],
+                 "--force", *pre_train)
     base = {"arch": args.backbone, "width": spec["width"], "size": spec["size"], "epochs": args.epochs,
             "batch_size": 32, "lr_power": 0.9, "layer": spec["layer"], "method": "grad_input", "c1": 0.5,
             "prior_sigma": 1.0}
@@ -104,9 +117,10 @@ def main() -> None:
     for start, extra in starts.items():
         for pal_weight in (0.0, 1.0):
             out = work / "runs" / f"{re.sub(r'[^a-z0-9]+', '-', start.lower()).strip('-')}-{pal_weight:g}"
-            palbench("train", out, "--force", "--seeds", *args.seeds, "--data", data, "--landmarks", work / "priors",
-                     "--evaluate", "test", "--evaluate-landmarks", work / "priors",
-                     *flags({**base, **extra, "pal_weight": pal_weight}))
+            if not all(made(out / f"s{s}" / "test" / "metrics.json") for s in args.seeds):
+                palbench("train", out, "--force", "--seeds", *args.seeds, "--data", data, "--landmarks",
+                         work / "priors", "--evaluate", "test", "--evaluate-landmarks", work / "priors",
+                         *flags({**base, **extra, "pal_weight": pal_weight}))
             acc[(start, pal_weight)] = {s: json.loads((out / f"s{s}" / "test" / "metrics.json").read_text())["accuracy"]
                                         for s in args.seeds}
             runs = [json.loads((out / f"s{s}" / "metrics.json").read_text()) for s in args.seeds]
@@ -134,7 +148,7 @@ def main() -> None:
     meta = json.loads((data / "meta.json").read_text())
     n = {s: sum(meta["counts"][s].values()) for s in ("train", "val", "test")}
     body = (
-        f"{len(table)} photos of {args.subjects} people (7 classes), aligned by dlib "
+        f"{n_photos} photos of {args.subjects} people (7 classes), aligned by dlib "
         f"({meta['align']['no_face']} without a face, kept whole); splits train {n['train']}, val {n['val']}, "
         f"test {n['test']}, subject-disjoint. {args.backbone} x{spec['width']} at {spec['size']} px, {args.epochs} "
         f"epochs, lr 5e-4, seeds {args.seeds}; chance 14.3%. Pretraining: `synth-faces` of the protocol "
@@ -150,7 +164,9 @@ def main() -> None:
         + markdown_table(["start", "loss", "difference", "95% CI", "pairs"], diffs)
         + "\n\nPretext validation accuracy of the pretrainings (on their own synthetic faces): "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in pretext.items()) + "."
-        + f"\n\nWall time of the whole script: {time.perf_counter() - t0:.0f} s."
+        + (f"\n\nWall time of this invocation: {time.perf_counter() - t0:.0f} s"
+           + (" (--reuse: the photos, dataset, pretrainings and runs already in --work were kept)." if args.reuse
+              else "."))
     )
     write_text(HERE / f"{args.name}.csv", "\n".join(csv) + "\n")
     publish(args.name, "Starting point on photos: scratch, synthetic-faces pretraining, dlib's face network", body,

@@ -33,15 +33,16 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
     n = p.add_argument_group("protocol new NAME (a folder of labelled photos)")
     n.add_argument("--folder", metavar="LABELS.csv", help="the CSV listing the photos: path,label[,subject][,split]")
     n.add_argument("--images-root", help="where the CSV's paths start (default: the CSV's folder)")
-    n.add_argument("--backbone", default="vgg16_bn", metavar="ARCH",
-                   help="any --arch of `palbench train`: vgg16_bn (default), vgg16, resnet50 and dlib_face_resnet come "
-                        "sized (width, size, layer); others train at --width 0.25 (1 without a width knob), 48 px, and "
-                        "need --layer")
+    n.add_argument("--backbone", default=None, metavar="ARCH",
+                   help="any --arch of `palbench train`: dlib_face_resnet (default: dlib's face network, the best start "
+                        "in benchmarks/calibration/photos_start.md), vgg16_bn, vgg16 and resnet50 come sized (width, "
+                        "size, layer); others train at --width 0.25 (1 without a width knob), 48 px, and need --layer")
     n.add_argument("--width", type=float, help="the backbone's channel width multiplier in (0, 1] (default: 0.125 "
                                               "VGG16, 0.25 others with a width knob, else 1)")
     n.add_argument("--size", type=int, help="input size in pixels (default: 48)")
     n.add_argument("--layer", help="the PAL layer (`palbench layers --arch ARCH --width W --size S` lists them)")
-    n.add_argument("--weights", help="state dict to start from (default: pretraining on synthetic faces)")
+    n.add_argument("--weights", help="state dict to start from (default: dlib's installed file for dlib_face_resnet, "
+                                     "else pretraining on synthetic faces)")
     n.add_argument("--studies", default="comparison",
                    help="comma-separated: comparison (default), ablation, channels, noise, layers")
     n.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
@@ -90,7 +91,7 @@ def _add_protocol(sub: argparse._SubParsersAction) -> None:
 
 
 def _new_protocol(args: argparse.Namespace) -> int:
-    from palbench.config.new import new_protocol, write_new_protocol
+    from palbench.config.new import DEFAULT_BACKBONE, new_protocol, write_new_protocol
 
     if not args.new_name or not args.folder:
         raise ConfigError("protocol new: expected `palbench protocol new NAME --folder LABELS.csv`")
@@ -99,7 +100,8 @@ def _new_protocol(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--seeds: {args.seeds!r}; expected comma-separated integers") from None
     proto, header = new_protocol(
-        args.new_name, args.folder, images_root=args.images_root, backbone=args.backbone, width=args.width,
+        args.new_name, args.folder, images_root=args.images_root, backbone=args.backbone or DEFAULT_BACKBONE,
+        width=args.width,
         size=args.size, layer=args.layer, weights=args.weights,
         studies=[s.strip() for s in args.studies.split(",") if s.strip()], seeds=seeds,
         budget_minutes=args.budget_minutes, epochs=args.epochs, align=args.align, transfer=args.transfer,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from palbench.cli import main
-from palbench.config.new import cpu_epochs, new_protocol, split_fractions
+from palbench.config.new import DEFAULT_BACKBONE, cpu_epochs, new_protocol, split_fractions
 from palbench.data.canonical import CLASSES
 from palbench.data.synth.photos import make_photo_folder
 from pipeline_project import BIN, commit, make_project, run
@@ -36,7 +36,7 @@ def photo_project(tmp_path_factory):
     torch.save(build_model("vgg16_bn", width=0.125, num_classes=7).state_dict(), root / "external" / "start.pt")
     commit(root, "photos")
     res = run([str(BIN / "palbench"), "protocol", "new", "mine", "--folder", "external/mine/labels.csv",
-               "--weights", "external/start.pt", "--epochs", "1", "--seeds", "0,1",
+               "--backbone", "vgg16_bn", "--weights", "external/start.pt", "--epochs", "1", "--seeds", "0,1",
                "--studies", "comparison,ablation,channels,noise,layers", "--transfer", "external/other/labels.csv"],
               root)
     assert "next: palbench protocol mine && dvc repro" in res.stdout
@@ -114,11 +114,25 @@ def test_epochs_follow_the_cpu_budget():
     large = cpu_epochs(20000, "vgg16_bn", 0.125, 64, runs=6, budget_minutes=15)
     assert small > large >= 1 and small <= 60
     assert cpu_epochs(5000, "vgg16_bn", 0.125, 64, 6, 30) >= 2 * cpu_epochs(5000, "vgg16_bn", 0.125, 64, 6, 15) - 1
+    # dlib's face network, measured at its own width 1: 560 crops, 6 runs, 15 minutes -> 20 epochs (0.013 s a crop)
+    assert cpu_epochs(560, "dlib_face_resnet", 1.0, 112, runs=6, budget_minutes=15) == 20
 
 
-def test_protocol_new_defaults_to_the_synthetic_faces_pretraining(tmp_path):
+def test_protocol_new_defaults_to_the_best_start_of_the_calibration_record():
+    """The default backbone is the start with the highest test accuracy (baseline and PAL alike) in
+    benchmarks/calibration/photos_start.csv, among those protocol new can start from by itself."""
+    record = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "photos_start.csv")
+    starts = {"dlib face network": "dlib_face_resnet", "synth-faces aligned (default)": "vgg16_bn"}
+    record = record[record["start"].isin(starts)]
+    for loss in ("baseline", "PAL"):
+        rows = record[record["loss"] == loss]
+        assert starts[rows.loc[rows["mean"].idxmax(), "start"]] == DEFAULT_BACKBONE, loss
+    assert set(record["n"]) == {3} and record["seconds_per_epoch"].gt(0).all()
+
+
+def test_protocol_new_vgg_starts_from_the_synthetic_faces_pretraining(tmp_path):
     make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
-    proto, header = new_protocol("p", tmp_path / "external" / "p" / "labels.csv", root=tmp_path)
+    proto, header = new_protocol("p", tmp_path / "external" / "p" / "labels.csv", backbone="vgg16_bn", root=tmp_path)
     assert proto["train"]["weights"] == "pretrain/synth-faces/weights.pt"
     assert proto["pretraining"]["synth-faces"]["train"]["arch"] == proto["train"]["arch"]
     assert proto["pretraining"]["synth-faces"]["args"]["align"] is True  # framed like the photos
@@ -134,12 +148,12 @@ def test_protocol_new_starts_dlib_face_resnet_from_dlibs_own_file(tmp_path, caps
     monkeypatch.chdir(tmp_path)
     make_photo_folder(tmp_path / "external" / "p", subjects=6, classes=["happiness", "sadness"], seed=1)
     csv = tmp_path / "external" / "p" / "labels.csv"
-    proto, header = new_protocol("p", csv, backbone="dlib_face_resnet", root=tmp_path)
+    proto, header = new_protocol("p", csv, root=tmp_path)  # the default backbone
     train = proto["train"]
     assert train["weights"] == str(dlib_model_file()) and "pretraining" not in proto
-    assert (train["arch"], train["size"], train["layer"]) == ("dlib_face_resnet", 112, "layer2.3")
-    assert f"Starting point: {dlib_model_file()}." in header
-    assert main(["protocol", "new", "p", "--folder", "external/p/labels.csv", "--backbone", "dlib_face_resnet"]) == 0
+    assert (train["arch"], train["size"], train["layer"], train["lr"]) == ("dlib_face_resnet", 112, "layer2.3", 2e-5)
+    assert f"Starting point: dlib's face network, trained on ~3M real faces ({dlib_model_file()})." in header
+    assert main(["protocol", "new", "p", "--folder", "external/p/labels.csv"]) == 0
     assert main(["protocol", "p", "--params", str(tmp_path / "params.yaml")]) == 0, capsys.readouterr().err
 
 

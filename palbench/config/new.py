@@ -44,12 +44,22 @@ BACKBONES: dict[str, dict[str, Any]] = {
     # dlib's face ResNet takes no side under 103 px (DLIB_FACE_MIN_SIZE): the crops' own 112; its last block at
     # the ~1/8 resolution, like resnet50's layer2.3 (13×13 at 112 px, 17×17 at dlib's 150). It starts from dlib's
     # own file (trained on ~3M real faces), not from a synthetic pretraining (benchmarks/calibration/photos_start.md).
-    "dlib_face_resnet": {"width": 1.0, "size": CROP_SIZE, "layer": "layer2.3"},
+    # Its lr: Adam steps of 2e-4 (the default for given weights) are larger than many of dlib's conv weights
+    # (layer5's average |w| is 5e-4) and training stayed at chance; 2e-5 fine-tunes it (photos_start.md).
+    "dlib_face_resnet": {"width": 1.0, "size": CROP_SIZE, "layer": "layer2.3", "lr": 2e-5},
 }
 #: Seconds per training image and epoch (forward, PAL backward, one val pass) at width 0.25 and 112 px on a
 #: 2-core CPU (benchmarks/speed/results/train_step_*.md: CE+PAL steps of 14 ms/image for VGG16, 22 for
 #: ResNet-50, plus val); the cost scales with width² and size², with a floor for decoding and augmentation.
-SECONDS_PER_IMAGE = {"vgg16_bn": 0.018, "vgg16": 0.016, "resnet50": 0.028}
+SECONDS_PER_IMAGE = {"vgg16_bn": 0.018, "vgg16": 0.016, "resnet50": 0.028,
+                     # at its only width, 1: 7 s a PAL epoch over 560 crops at 112 px (photos_start.md)
+                     "dlib_face_resnet": 0.013}
+#: The width at which :data:`SECONDS_PER_IMAGE` was measured, where it is not 0.25.
+REFERENCE_WIDTH = {"dlib_face_resnet": 1.0}
+#: The start ``protocol new`` trains when no ``--backbone`` is given: the one with the higher test accuracy in
+#: benchmarks/calibration/photos_start.csv (dlib's face network, fine-tuned, over the synthetic-faces
+#: pretraining of VGG16-BN ×0.125 and over training from scratch; tests/test_photos_pipeline.py checks the two agree).
+DEFAULT_BACKBONE = "dlib_face_resnet"
 #: Any other builder name of ``ARCHS``: width ×0.25 where its family has a width knob (as synthetic-backbones'
 #: ResNet18, ConvNeXt-T and Swin-T), else 1; 48 px; the PAL layer from ``--layer``; and ResNet-50's cost per
 #: image, the highest of the three measured, so that the estimate errs towards fewer epochs.
@@ -118,7 +128,8 @@ def split_fractions(n_rows: int, subjects: int | None) -> tuple[float, float, fl
 def cpu_epochs(n_train: int, backbone: str, width: float, size: int, runs: int, budget_minutes: float) -> int:
     """Epochs so that ``runs`` trainings of ``n_train`` images fit ``budget_minutes`` on a 2-core CPU
     (estimate: :data:`SECONDS_PER_IMAGE`), between 1 and 60."""
-    per_image = SECONDS_PER_IMAGE.get(backbone, OTHER_SECONDS_PER_IMAGE) * (width / 0.25) ** 2 * (size / 112) ** 2
+    per_image = (SECONDS_PER_IMAGE.get(backbone, OTHER_SECONDS_PER_IMAGE) * (width / REFERENCE_WIDTH.get(backbone, 0.25)) ** 2
+                 * (size / 112) ** 2)
     per_image = max(FLOOR_SECONDS_PER_IMAGE, per_image)
     epochs = budget_minutes * 60 / (runs * max(n_train, 1) * per_image)
     return int(min(60, max(1, math.floor(epochs))))
@@ -178,7 +189,7 @@ def new_protocol(
     name: str,
     folder: str | os.PathLike,
     images_root: str | os.PathLike | None = None,
-    backbone: str = "vgg16_bn",
+    backbone: str = DEFAULT_BACKBONE,
     width: float | None = None,
     size: int | None = None,
     layer: str | None = None,
@@ -240,7 +251,8 @@ def new_protocol(
         args["fractions"] = ",".join(str(f) for f in fractions)
     args.update({"seed": 0, "workers": 1, **aligning})
     train = {"arch": backbone, "width": spec["width"], "weights": weights or "pretrain/synth-faces/weights.pt",
-             "size": spec["size"], "epochs": epochs or 1, "batch_size": 32, "lr": 0.0005 if weights is None else 0.0002,
+             "size": spec["size"], "epochs": epochs or 1, "batch_size": 32,
+             "lr": BACKBONES.get(backbone, {}).get("lr", 0.0005 if weights is None else 0.0002),
              "lr_power": 0.9, "balanced": False, "augment": True, "layer": spec["layer"], "method": "grad_input",
              "strategy": "mean", "c1": 0.5, "pal_weight": 1.0, "prior_sigma": 1.0}
     varied = [STUDIES[s]["vary"] for s in studies if isinstance(STUDIES[s]["vary"], dict)]
@@ -282,7 +294,8 @@ def new_protocol(
         f"epochs: {sized}.",
         *([f"transfer: the comparison runs are also tested on {', '.join(proto['transfer'])} (other photos)."]
           if transfer else []),
-        "Starting point: " + (f"{weights}." if weights else
+        "Starting point: " + (f"dlib's face network, trained on ~3M real faces ({weights})." if backbone in FACE_ARCHS
+                              else f"{weights}." if weights else
                               "the synthetic-faces pretraining (faces, not your photos' people or kind of image)."),
     ]
     return proto, "".join(f"# {line}\n" for line in header_lines)
