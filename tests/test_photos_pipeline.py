@@ -225,3 +225,29 @@ def test_protocol_new_takes_any_arch_with_its_width(tmp_path, capsys, monkeypatc
     assert {k: written["train"][k] for k in ("arch", "width", "size", "layer")} == {
         "arch": "swin_t", "width": 0.125, "size": 48, "layer": "features.5"}
     assert main(["protocol", "p", "--params", str(tmp_path / "params.yaml")]) == 0
+
+
+def test_chip_geometry_builds_dlibs_face_chips_of_the_same_samples(tmp_path):
+    """benchmarks/chip_geometry.py's twin dataset: the aligned dataset's samples and splits, each photo as dlib's
+    150-px face chip (or palbench's image where dlib finds no face), no `align` record left in meta.json."""
+    import sys
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from chip_geometry import chip_dataset
+    finally:
+        sys.path.pop(0)
+    work = tmp_path / "work"
+    make_photo_folder(work / "photos", subjects=6, classes=["happiness", "surprise"], seed=3)
+    assert main(["import", "folder", str(work / "photos" / "labels.csv"), str(work / "data"), "--align", "dlib",
+                 "--fractions", "0.34,0.33,0.33"]) == 0
+    found = chip_dataset(work, tmp_path / "chips")
+    samples = pd.read_csv(tmp_path / "chips" / "samples.csv")
+    assert samples.equals(pd.read_csv(work / "data" / "samples.csv")) and 0 < found <= len(samples)
+    for path in samples["path"]:
+        with Image.open(tmp_path / "chips" / "images" / path) as im:
+            assert im.size == (150, 150) and im.mode == "RGB"
+    meta = json.loads((tmp_path / "chips" / "meta.json").read_text())
+    assert "align" not in meta and meta["image_size"] == [150, 150]
