@@ -24,6 +24,7 @@ from palbench.config import read_params
 from palbench.config.protocol import study_seeds
 from palbench.io import write_text
 from palbench.regimes import cell_name, decision, pal_ahead
+from palbench.reports.regimes import cells
 from palbench.results import paired_comparison
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "speed"))
@@ -41,14 +42,8 @@ def _part(row: pd.Series) -> str:
 
 def _cells(run: Path) -> dict[str, tuple[str, str, pd.Series]]:
     """``{study: (baseline config, PAL config, PAL row)}`` of a run's ``results/regimes.csv``."""
-    table = pd.read_csv(run / "results" / "regimes.csv")
-    out = {}
-    for study, rows in table.groupby("study", sort=False):
-        base = rows[rows["baseline"].astype(str) == "True"]
-        pal = rows[rows["baseline"].astype(str) != "True"]
-        if len(base) and len(pal):
-            out[study] = (base["config"].iloc[0], pal["config"].iloc[0], pal.iloc[0])
-    return out
+    pairs = cells(pd.read_csv(run / "results" / "regimes.csv")).values()
+    return {base["study"]: (base["config"], pal["config"], pal) for base, pal in pairs if pal is not None}
 
 
 def _verdict(row: pd.Series | dict) -> str:

@@ -14,38 +14,32 @@ from pathlib import Path
 
 import pandas as pd
 
-MINUS = "\u2212"
+from palbench.regimes import cell_name
+from palbench.reports.regimes import cells
+from palbench.reports.tables import interval, mean_std, pct
+
+MINUS = "\u2212"  # the README's minus sign; the reports' formatters write ASCII hyphens
 
 
-def _pts(v: float, signed: bool = True) -> str:
-    text = f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+def _minus(text: str) -> str:
     return text.replace("-", MINUS)
-
-
-def _r(v: float) -> str:
-    return f"{v:.2f}".replace("-", MINUS)
-
-
-def _ci(lo: float, hi: float) -> str:
-    return f"[{_pts(lo)}, {_pts(hi)}]"
 
 
 def regime_map(results: Path) -> str:
     """The README's map: one row per cell, baseline val / test, PAL test, PAL − baseline [CI], ahead, verdict."""
-    table = pd.read_csv(results / "regimes.csv")
     lines = ["| start × shortcut | baseline val / test | PAL test | PAL − baseline | PAL ahead | verdict |",
              "|---|---|---|---|---|---|"]
-    for study, rows in table.groupby("study", sort=False):
-        base = rows[rows["baseline"].astype(str) == "True"].iloc[0]
-        pal = rows[rows["baseline"].astype(str) != "True"].iloc[0]
+    for (start, shortcut), (base, pal) in cells(pd.read_csv(results / "regimes.csv")).items():
+        if pal is None:
+            continue
         misled = " (misled)" if str(base["misled"]) == "True" else ""
         verdict = pal["verdict"] if str(pal["decided"]) == "True" else "undecided"
-        cell = f"{base['start']} × {base['shortcut']}"
-        diff = f"{_pts(pal['diff'])} {_ci(pal['diff_ci_low'], pal['diff_ci_high'])}"
+        cell = cell_name(start, shortcut)
+        diff = _minus(f"{pct(pal['diff'], True)} {interval(pal['diff_ci_low'], pal['diff_ci_high'], True)}")
         if verdict in ("helps", "hurts"):
             cell, diff, verdict = f"**{cell}**", f"**{diff}**", f"**{verdict}**"
-        lines.append(f"| {cell} | {_pts(base['val_accuracy_mean'], False)} / {_pts(base['mean'], False)}{misled} | "
-                     f"{_pts(pal['mean'], False)} | {diff} | {int(pal['pal_ahead'])}/{int(pal['n_pairs'])} | {verdict} |")
+        lines.append(f"| {cell} | {pct(base['val_accuracy_mean'])} / {pct(base['mean'])}{misled} | "
+                     f"{pct(pal['mean'])} | {diff} | {int(pal['pal_ahead'])}/{int(pal['n_pairs'])} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -81,10 +75,13 @@ def grid(results: Path) -> str:
             if row["config"] in seen:
                 continue
             seen.add(row["config"])
-            diff = "—" if base else f"{_pts(row['diff'])} {_ci(row['diff_ci_low'], row['diff_ci_high'])}, p = {row['p']:.3f}"
-            lines.append(f"| {_label(study, row)} | {_pts(row['val_accuracy_mean'], False)} | "
-                         f"{_pts(row['mean'], False)} ± {_pts(row['std'], False)} {_ci(row['ci_low'], row['ci_high']).replace('+', '')} | "
-                         f"{diff} | {_r(row['test_alignment_constrained_mean'])} | {_pts(row['test_shortcut_follow_mean'], False)} |")
+            diff = "—" if base else _minus(f"{pct(row['diff'], True)} "
+                                           f"{interval(row['diff_ci_low'], row['diff_ci_high'], True)}, "
+                                           f"p = {row['p']:.3f}")
+            alignment = _minus(f"{row['test_alignment_constrained_mean']:.2f}")
+            lines.append(f"| {_label(study, row)} | {pct(row['val_accuracy_mean'])} | {mean_std(row)} "
+                         f"{interval(row['ci_low'], row['ci_high'])} | {diff} | {alignment} | "
+                         f"{pct(row['test_shortcut_follow_mean'])} |")
     return "\n".join(lines)
 
 
