@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,13 +31,9 @@ from palbench.data.images import to_rgb  # noqa: E402
 from palbench.landmarks.dlib_backend import default_predictor_path  # noqa: E402
 from palbench.models.dlib_face import default_model_path  # noqa: E402
 from palbench.results import paired_comparison, summarize  # noqa: E402
+from photos_start import palbench  # noqa: E402  (each step a `palbench` command, as photos_start runs them)
 
 HERE = Path(__file__).resolve().parent / "calibration"
-BIN = Path(sys.executable).parent
-
-
-def palbench(*args: object) -> None:
-    subprocess.run([str(BIN / "palbench"), *map(str, args)], check=True)
 
 
 def chip_dataset(work: Path, out: Path, size: int = 150, padding: float = 0.25) -> int:
